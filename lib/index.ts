@@ -1,0 +1,2 @@
+import { packageRoot } from './package-root.cjs';
+export function root(): string { return packageRoot; }
