@@ -1,6 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // lib/*.cts (CommonJS helpers shared by the ESM and CJS builds) are TypeScript too
+  oxc: { include: /\.(m|c)?tsx?$/ },
   test: {
     include: ['test/**/*.test.ts'],
     exclude: ['test/gpu/**', 'node_modules/**'],

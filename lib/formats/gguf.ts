@@ -72,11 +72,14 @@ class Cursor {
   private readonly view: DataView;
   private readonly decoder = new TextDecoder('utf-8', { fatal: false });
 
-  constructor(
-    private readonly bytes: Uint8Array,
-    private readonly fileSize: number,
-    private readonly file: string,
-  ) {
+  private readonly bytes: Uint8Array;
+  private readonly fileSize: number;
+  private readonly file: string;
+
+  constructor(bytes: Uint8Array, fileSize: number, file: string) {
+    this.bytes = bytes;
+    this.fileSize = fileSize;
+    this.file = file;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
@@ -299,10 +302,13 @@ export async function readGguf(file: string): Promise<GgufFile> {
 
 /** Typed accessors for metadata, with errors that name the key. */
 export class GgufMetadata {
-  constructor(
-    private readonly map: ReadonlyMap<string, GgufEntry>,
-    private readonly file: string,
-  ) {}
+  private readonly map: ReadonlyMap<string, GgufEntry>;
+  private readonly file: string;
+
+  constructor(map: ReadonlyMap<string, GgufEntry>, file: string) {
+    this.map = map;
+    this.file = file;
+  }
 
   has(key: string): boolean {
     return this.map.has(key);

@@ -1,0 +1,164 @@
+/**
+ * The whole native surface of the addon, typed in one place. Nothing here is public API:
+ * lib/index.ts exposes the model-level API built on it.
+ * @internal
+ */
+
+/** Storage types of weights inside the engine (native/core/dtype.h). */
+export type WeightDType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'int4';
+
+/** Tensor encodings the native loader reads from files (native/core/weight_loader.h). */
+export type LoadableType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0';
+
+export type CpuKernelTier = 'auto' | 'reference' | 'generic' | 'avx2' | 'avx512';
+
+export interface WeightSpec {
+  readonly name: string;
+  readonly dtype: WeightDType;
+  /** [rows, cols]; 1-D weights are [1, n]. */
+  readonly shape: readonly [number, number];
+  /** int4 group size (32, 64 or 128). */
+  readonly group?: number;
+}
+
+export interface BufferSpec {
+  readonly name: string;
+  /** f32 values per row (one row per token). */
+  readonly width: number;
+}
+
+export interface KvCacheSpec {
+  readonly name: string;
+  readonly kvDim: number;
+}
+
+/** One op of the graph; buffer, weight and cache fields are names. Meanings: native/core/graph.h. */
+export type NodeSpec =
+  | { readonly op: 'embed'; readonly out: string; readonly weight: string }
+  | { readonly op: 'rmsnorm'; readonly out: string; readonly a: string; readonly weight: string; readonly eps: number }
+  | { readonly op: 'matmul'; readonly out: string; readonly a: string; readonly weight: string }
+  | {
+      readonly op: 'rope';
+      readonly a: string;
+      readonly nHeads: number;
+      readonly headDim: number;
+      readonly ropeDim: number;
+      readonly theta: number;
+      readonly freqScale: number;
+      readonly pairing: 'interleaved' | 'half';
+    }
+  | { readonly op: 'kv_append'; readonly a: string; readonly b: string; readonly kv: string }
+  | {
+      readonly op: 'attention';
+      readonly out: string;
+      readonly a: string;
+      readonly kv: string;
+      readonly nHeads: number;
+      readonly nKvHeads: number;
+      readonly headDim: number;
+    }
+  | { readonly op: 'swiglu'; readonly out: string; readonly a: string; readonly b: string }
+  | { readonly op: 'add'; readonly out: string; readonly a: string; readonly b: string }
+  | { readonly op: 'last_row'; readonly out: string; readonly a: string };
+
+export type OpName = NodeSpec['op'];
+
+export interface GraphSpec {
+  readonly weights: readonly WeightSpec[];
+  readonly buffers: readonly BufferSpec[];
+  readonly kvCaches: readonly KvCacheSpec[];
+  readonly nodes: readonly NodeSpec[];
+}
+
+export interface EngineOptions {
+  readonly device?: 'cpu' | 'cuda';
+  /** CPU threads; 0 = every online CPU. */
+  readonly threads?: number;
+  readonly cpuKernels?: CpuKernelTier;
+}
+
+interface SourceBase {
+  readonly weight: string;
+  readonly type: LoadableType;
+  readonly nbytes: number;
+}
+export type WeightSource =
+  | (SourceBase & { readonly file: string; readonly offset: number })
+  | (SourceBase & { readonly data: Uint8Array });
+
+export interface SessionOptions {
+  /** KV cache capacity in positions. */
+  readonly maxSeqLen: number;
+  /** Rows (tokens) per step. */
+  readonly maxTokens: number;
+  /** Rows kept after last_row when a step asks for every row (default 1). */
+  readonly maxOutputRows?: number;
+  readonly kvType?: 'f32' | 'f16';
+}
+
+export interface StepIo {
+  readonly buffer: string;
+  readonly data: Float32Array;
+}
+
+export interface StepRequest {
+  readonly tokens?: Int32Array;
+  /** Position of the first row. */
+  readonly pos: number;
+  readonly inputs?: readonly StepIo[];
+  readonly outputs?: readonly StepIo[];
+  /** last_row keeps every row (for per-position outputs). */
+  readonly allRows?: boolean;
+}
+
+export interface NativeSession {
+  run(request: StepRequest): Promise<{ outputRows: number[] }>;
+  memoryInfo(): { bytes: number };
+  dispose(): Promise<void>;
+}
+
+export interface NativeEngine {
+  load(sources: readonly WeightSource[], onProgress?: (done: number, total: number) => void): Promise<void>;
+  createSession(options: SessionOptions): NativeSession;
+  memoryInfo(): { weightBytes: number; backend: string };
+  describe(): string;
+  dispose(): Promise<void>;
+}
+
+export interface CudaDeviceInfo {
+  readonly index: number;
+  readonly name: string;
+  readonly computeCapability: string;
+  readonly totalMemory: number;
+  readonly multiprocessors: number;
+}
+
+export interface NativeBackendInfo {
+  readonly variant: 'cpu' | 'cuda';
+  readonly napiVersion: number;
+  readonly cpu: {
+    readonly model: string;
+    readonly arch: string;
+    readonly features: readonly string[];
+    readonly onlineCpus: number;
+    readonly kernelTiers: readonly CpuKernelTier[];
+    readonly defaultTier: CpuKernelTier;
+  };
+  readonly cuda: {
+    readonly compiled: boolean;
+    readonly driverVersion?: number;
+    readonly runtimeVersion?: number;
+    readonly architectures?: readonly string[];
+    readonly devices: readonly CudaDeviceInfo[];
+    readonly error?: string;
+    /** Whether this build can run models on the GPU (not only probe it). */
+    readonly computeBackend: boolean;
+  };
+}
+
+export interface Addon {
+  readonly Engine: new (spec: GraphSpec, options?: EngineOptions) => NativeEngine;
+  backendInfo(): NativeBackendInfo;
+  /** Runs a tiny kernel on the device: "" when it worked, else the reason. */
+  cudaProbe(device?: number): string;
+}

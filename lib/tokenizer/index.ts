@@ -1,0 +1,4 @@
+export { Tokenizer } from './tokenizer.js';
+export type { EncodeOptions } from './bpe.js';
+export { type DecodeOptions, StreamingDecoder, UNKNOWN_SURFACE } from './decode.js';
+export { SPACE_SYMBOL, TokenType, Vocab, type VocabSpec } from './vocab.js';
