@@ -1,2 +1,18 @@
-import { packageRoot } from './package-root.cjs';
-export function root(): string { return packageRoot; }
+/**
+ * llama-cuda: Llama 2 inference for Node.js.
+ *
+ *   import { loadModel } from 'llama-cuda';
+ *   const model = await loadModel('llama-2-7b-chat.Q4_0.gguf');
+ *   for await (const chunk of model.generate('[INST] Hi [/INST]', { maxTokens: 200 })) process.stdout.write(chunk.text);
+ *   await model.dispose();
+ */
+export { loadModel, loadTokenizer, type LoadModelOptions, type LoadProgress } from './load-model.js';
+export { LlamaModel, type ModelInfo, type SequenceOptions } from './model/llama-model.js';
+export { LlamaSequence, type EvaluateOptions } from './model/sequence.js';
+export type { LlamaConfig, RopePairing } from './model/config.js';
+export type { GenerateChunk, GenerateOptions, GenerateResult, GenerateTimings, FinishReason } from './generate.js';
+export { Sampler, type SamplerOptions } from './sampler.js';
+export { Tokenizer, type EncodeOptions, type DecodeOptions, StreamingDecoder } from './tokenizer/index.js';
+export { LlamaCudaError, type ErrorCode, ERROR_CODES } from './errors.js';
+export { backendInfo, type BackendInfo } from './backend-info.js';
+export type { DeviceRequest } from './native.js';

@@ -70,7 +70,7 @@ class NeedMoreBytes extends Error {}
 class Cursor {
   pos = 0;
   private readonly view: DataView;
-  private readonly decoder = new TextDecoder('utf-8', { fatal: false });
+  private readonly decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
 
   private readonly bytes: Uint8Array;
   private readonly fileSize: number;

@@ -8,10 +8,15 @@
  *     the text become single symbols that are never merged;
  *  3. merge: repeatedly join the adjacent pair whose concatenation is a vocabulary piece with
  *     the highest score (equal scores: leftmost pair first). A priority queue holds candidate
- *     pairs and a linked list the symbols, so this is O(n log n);
+ *     pairs and a linked list the symbols, so this is O(n log n). When no piece has a `▁` after
+ *     another character (true of Llama vocabularies), words cannot merge across their `▁`
+ *     boundary and each word is merged on its own, which keeps the queue small;
  *  4. emit each symbol's id; a symbol that is not a piece (only single code points can be)
  *     becomes the `<0xXX>` tokens of its UTF-8 bytes (byte fallback), or `<unk>` when the
  *     vocabulary has no byte pieces (a run of unknown symbols giving one `<unk>`).
+ *
+ * There is no separate digit splitting: Llama 2 was trained with split_digits, so its
+ * vocabulary has no multi-digit pieces and digits stay single tokens by themselves.
  *
  * Only normal, user-defined and unused pieces are merge results; control and byte pieces never
  * are. As in SentencePiece, a merge into an *unused* piece is undone at the end (the piece is
@@ -69,7 +74,10 @@ export function encode(vocab: Vocab, text: string, options: EncodeOptions = {}):
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
-/** Step 1: the normalized text ('' for empty input). Lone surrogates become U+FFFD, as a UTF-8 encoder would make them. */
+/**
+ * Step 1: the normalized text ('' for empty input). Lone surrogates (which have no UTF-8 form)
+ * become U+FFFD, as TextEncoder would make them.
+ */
 function normalize(text: string, addDummyPrefix: boolean): string {
   if (text.length === 0) return '';
   const escaped = text.replaceAll(' ', SPACE_SYMBOL).replace(LONE_SURROGATE, '\uFFFD');
@@ -116,7 +124,8 @@ class SegmentEncoder {
   run(): void {
     this.split();
     // Words (a run of `▁` and what follows up to the next `▁`) cannot merge with each other when
-    // the vocabulary allows it (see Vocab.wordsAreIndependent), so each gets its own small queue.
+    // the vocabulary says so (Vocab.wordsAreIndependent), so each gets its own small queue.
+    // The result is the same: merges in different words never interact.
     const { norm, start } = this;
     let first = 0;
     if (this.vocab.wordsAreIndependent) {

@@ -1,0 +1,53 @@
+/**
+ * The `llama-cuda` command: dispatches to one subcommand and turns errors into a message and
+ * an exit code (2: bad usage, 1: any other failure).
+ */
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+
+import { LlamaCudaError } from '../errors.js';
+import { packageRoot } from '../package-root.cjs';
+import { UsageError } from './args.js';
+import { generateUsage, runGenerate } from './generate.js';
+import { runTokenize, tokenizeUsage } from './tokenize.js';
+
+const COMMANDS: Readonly<Record<string, { run: (argv: readonly string[]) => Promise<number>; summary: string; usage: string }>> = {
+  generate: { run: runGenerate, summary: 'generate text from a prompt', usage: generateUsage },
+  tokenize: { run: runTokenize, summary: 'print the token ids of a text', usage: tokenizeUsage },
+};
+
+function mainHelp(): string {
+  const rows = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
+  return `llama-cuda: Llama 2 inference for Node.js\n\nusage: llama-cuda <command> [options]   (llama-cuda <command> --help for its options)\n\nCommands:\n${rows.join('\n')}\n`;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(mainHelp());
+    return command === undefined ? 2 : 0;
+  }
+  if (command === '--version' || command === '-v') {
+    const pkg = JSON.parse(readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string };
+    process.stdout.write(`${pkg.version}\n`);
+    return 0;
+  }
+  const cmd = COMMANDS[command];
+  if (cmd === undefined) {
+    process.stderr.write(`llama-cuda: unknown command "${command}"\n\n${mainHelp()}`);
+    return 2;
+  }
+  try {
+    return await cmd.run(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`llama-cuda ${command}: ${err.message}\n${cmd.usage}\n`);
+      return 2;
+    }
+    if (err instanceof LlamaCudaError) {
+      process.stderr.write(`llama-cuda ${command}: error [${err.code}]: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}

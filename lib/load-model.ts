@@ -1,0 +1,145 @@
+/**
+ * loadModel(): file → config + tokenizer + graph → native engine with weights loaded.
+ */
+import { stat } from 'node:fs/promises';
+import * as path from 'node:path';
+
+import type { CpuKernelTier, NativeEngine } from './addon-types.js';
+import { LlamaCudaError, nativeError } from './errors.js';
+import { GgufMetadata } from './formats/gguf.js';
+import { type ModelFile, openModelFile } from './formats/model-file.js';
+import { parameterCount } from './model/config.js';
+import { LlamaModel } from './model/llama-model.js';
+import { buildLlamaGraph } from './model/transformer.js';
+import { planWeights } from './model/weights.js';
+import { type DeviceRequest, loadAddon } from './native.js';
+import { Tokenizer } from './tokenizer/index.js';
+
+export interface LoadProgress {
+  readonly loadedBytes: number;
+  readonly totalBytes: number;
+  /** 0..1 */
+  readonly fraction: number;
+}
+
+export interface LoadModelOptions {
+  /** Where to run: 'auto' (default: CUDA when usable, else CPU), 'cpu' or 'cuda'. */
+  readonly device?: DeviceRequest;
+  /** Tokenizer file; needed for llama2.c checkpoints unless `tokenizer.bin` sits beside the model. */
+  readonly tokenizer?: string;
+  /** KV cache positions per sequence (default: the model's context length). */
+  readonly contextLength?: number;
+  /** Prompt tokens per native step (default 128). */
+  readonly batchSize?: number;
+  /** CPU threads (default: every online CPU). */
+  readonly threads?: number;
+  /** KV cache precision (default 'f16', as llama.cpp; 'f32' for exactness). */
+  readonly kvCacheType?: 'f16' | 'f32';
+  readonly onProgress?: (progress: LoadProgress) => void;
+  /** CPU kernel tier, for testing and benchmarks (default 'auto': the fastest this CPU has). */
+  readonly cpuKernels?: CpuKernelTier;
+}
+
+function positiveInt(name: string, v: number | undefined, max: number): void {
+  if (v !== undefined && (!Number.isInteger(v) || v < 1 || v > max)) {
+    throw new LlamaCudaError('ERR_INVALID_ARG', `${name} must be an integer in 1..${max}, got ${v}`);
+  }
+}
+
+async function loadTokenizerFor(file: ModelFile, explicit: string | undefined): Promise<Tokenizer> {
+  if (explicit !== undefined) {
+    return Tokenizer.fromLlama2cFile(explicit, file.config.vocabSize);
+  }
+  if (file.gguf !== undefined) {
+    return Tokenizer.fromGguf(new GgufMetadata(file.gguf.metadata, file.path), path.basename(file.path));
+  }
+  const beside = path.join(path.dirname(file.path), 'tokenizer.bin');
+  const found = await stat(beside).then(() => true, () => false);
+  if (!found) {
+    throw new LlamaCudaError(
+      'ERR_INVALID_ARG',
+      `${path.basename(file.path)} is a llama2.c checkpoint, which carries no tokenizer: pass { tokenizer: 'path/to/tokenizer.bin' } (--tokenizer on the CLI)`,
+    );
+  }
+  return Tokenizer.fromLlama2cFile(beside, file.config.vocabSize);
+}
+
+/**
+ * The tokenizer of a model file without loading its weights: from GGUF metadata, or for a
+ * llama2.c checkpoint from `options.tokenizer` (or `tokenizer.bin` beside it).
+ */
+export async function loadTokenizer(modelPath: string, options: { tokenizer?: string } = {}): Promise<Tokenizer> {
+  const file = await openModelFile(modelPath);
+  return loadTokenizerFor(file, options.tokenizer);
+}
+
+export async function loadModel(modelPath: string, options: LoadModelOptions = {}): Promise<LlamaModel> {
+  if (typeof modelPath !== 'string' || modelPath === '') throw new LlamaCudaError('ERR_INVALID_ARG', 'loadModel(path): path must be a non-empty string');
+  positiveInt('contextLength', options.contextLength, 1 << 22);
+  positiveInt('batchSize', options.batchSize, 1 << 16);
+  if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 0 || options.threads > 1024)) {
+    throw new LlamaCudaError('ERR_INVALID_ARG', `threads must be an integer in 0..1024, got ${options.threads}`);
+  }
+  if (options.kvCacheType !== undefined && options.kvCacheType !== 'f16' && options.kvCacheType !== 'f32') {
+    throw new LlamaCudaError('ERR_INVALID_ARG', `kvCacheType must be 'f16' or 'f32', got ${String(options.kvCacheType)}`);
+  }
+  const t0 = performance.now();
+  const choice = loadAddon(options.device);
+  const file = await openModelFile(modelPath);
+  const tokenizer = await loadTokenizerFor(file, options.tokenizer);
+  if (tokenizer.vocabSize !== file.config.vocabSize) {
+    throw new LlamaCudaError(
+      'ERR_MODEL_FORMAT',
+      `the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${file.config.vocabSize}`,
+    );
+  }
+  const plan = planWeights(file.config, file.tensors, path.basename(file.path));
+  const spec = buildLlamaGraph(file.config, plan);
+  const contextLength = options.contextLength ?? file.config.contextLength;
+  const batchSize = Math.min(options.batchSize ?? 128, contextLength);
+
+  const site = new Error();
+  let engine: NativeEngine;
+  try {
+    engine = new choice.addon.Engine(spec, {
+      device: choice.device,
+      threads: options.threads ?? 0,
+      cpuKernels: options.cpuKernels ?? 'auto',
+    });
+  } catch (err) {
+    throw nativeError(err, site);
+  }
+  try {
+    const onProgress = options.onProgress;
+    await engine.load(
+      plan.sources,
+      onProgress ? (done, total) => onProgress({ loadedBytes: done, totalBytes: total, fraction: total > 0 ? done / total : 1 }) : undefined,
+    );
+  } catch (err) {
+    await engine.dispose().catch(() => undefined);
+    throw nativeError(err, site);
+  }
+
+  const tensorTypes: Record<string, number> = {};
+  for (const t of file.tensors) tensorTypes[t.type] = (tensorTypes[t.type] ?? 0) + 1;
+  const model = new LlamaModel({
+    choice,
+    engine,
+    config: file.config,
+    tokenizer,
+    contextLength,
+    batchSize,
+    kvCacheType: options.kvCacheType ?? 'f16',
+    info: {
+      path: file.path,
+      format: file.format,
+      name: file.name,
+      parameters: parameterCount(file.config, plan.tiedClassifier),
+      weightBytes: engine.memoryInfo().weightBytes,
+      tensorTypes,
+      backend: { variant: choice.variant, device: choice.device, reason: choice.reason, description: engine.describe() },
+      loadMs: performance.now() - t0,
+    },
+  });
+  return model;
+}

@@ -1,0 +1,156 @@
+/**
+ * LlamaModel: a loaded model (weights in native memory on one device) with its tokenizer.
+ * Generation runs on the model's default sequence; createSequence() gives more, each with its
+ * own KV cache over the same weights.
+ */
+import type { NativeEngine } from '../addon-types.js';
+import { LlamaCudaError, nativeError } from '../errors.js';
+import { type GenerateChunk, type GenerateOptions, type GenerateResult, generate } from '../generate.js';
+import type { AddonChoice } from '../native.js';
+import type { Tokenizer } from '../tokenizer/index.js';
+import type { LlamaConfig } from './config.js';
+import { LlamaSequence } from './sequence.js';
+
+export interface ModelInfo {
+  readonly path: string;
+  readonly format: 'gguf' | 'llama2c';
+  readonly name: string;
+  readonly parameters: number;
+  /** Bytes the weights take in the engine. */
+  readonly weightBytes: number;
+  /** The tensor types in the file and how many tensors of each. */
+  readonly tensorTypes: Readonly<Record<string, number>>;
+  readonly backend: {
+    /** Which native build is loaded. */
+    readonly variant: 'cpu' | 'cuda';
+    /** Where the model runs. */
+    readonly device: 'cpu' | 'cuda';
+    /** Why this build and device were chosen. */
+    readonly reason: string;
+    /** e.g. "cpu (avx512 kernels, 2 threads)". */
+    readonly description: string;
+  };
+  readonly loadMs: number;
+}
+
+export interface SequenceOptions {
+  /** Make evaluate(..., { allLogits: true }) possible (reserves batchSize rows of logits). */
+  readonly allLogits?: boolean;
+}
+
+/** @internal what loadModel hands to the constructor */
+export interface ModelParts {
+  readonly choice: AddonChoice;
+  readonly engine: NativeEngine;
+  readonly config: LlamaConfig;
+  readonly tokenizer: Tokenizer;
+  readonly contextLength: number;
+  readonly batchSize: number;
+  readonly kvCacheType: 'f16' | 'f32';
+  readonly info: ModelInfo;
+}
+
+export class LlamaModel {
+  readonly config: LlamaConfig;
+  readonly tokenizer: Tokenizer;
+  readonly info: ModelInfo;
+  /** Positions each sequence's KV cache holds. */
+  readonly contextLength: number;
+  /** Tokens per native step when a prompt is fed. */
+  readonly batchSize: number;
+
+  private readonly engine: NativeEngine;
+  private readonly kvCacheType: 'f16' | 'f32';
+  private readonly sequences = new Set<LlamaSequence>();
+  private defaultSequence: LlamaSequence | undefined;
+  private disposed = false;
+
+  /** @internal use loadModel() */
+  constructor(parts: ModelParts) {
+    this.engine = parts.engine;
+    this.config = parts.config;
+    this.tokenizer = parts.tokenizer;
+    this.info = parts.info;
+    this.contextLength = parts.contextLength;
+    this.batchSize = parts.batchSize;
+    this.kvCacheType = parts.kvCacheType;
+  }
+
+  /** Text → token ids (BOS first by default, as Llama expects). */
+  tokenize(text: string, options?: { addBos?: boolean; parseSpecial?: boolean }): number[] {
+    return this.tokenizer.encode(text, { addBos: options?.addBos ?? true, parseSpecial: options?.parseSpecial ?? false });
+  }
+
+  /** Token ids → text. */
+  detokenize(tokens: readonly number[]): string {
+    return this.tokenizer.decode(tokens);
+  }
+
+  /** A new sequence with its own KV cache. */
+  createSequence(options: SequenceOptions = {}): LlamaSequence {
+    this.checkUsable();
+    const site = new Error();
+    let session;
+    try {
+      session = this.engine.createSession({
+        maxSeqLen: this.contextLength,
+        maxTokens: this.batchSize,
+        maxOutputRows: options.allLogits ? this.batchSize : 1,
+        kvType: this.kvCacheType,
+      });
+    } catch (err) {
+      throw nativeError(err, site);
+    }
+    const sequence: LlamaSequence = new LlamaSequence(
+      session,
+      { contextLength: this.contextLength, batchSize: this.batchSize, vocabSize: this.config.vocabSize, allLogits: options.allLogits ?? false },
+      () => this.sequences.delete(sequence),
+    );
+    this.sequences.add(sequence);
+    return sequence;
+  }
+
+  /**
+   * Streams generated text for a prompt (a string, or token ids used as given). Iterate with
+   * `for await`; the iterator's return value (when driven by hand) is the GenerateResult.
+   */
+  generate(prompt: string | readonly number[], options: GenerateOptions = {}): AsyncGenerator<GenerateChunk, GenerateResult, undefined> {
+    this.checkUsable();
+    return generate({ tokenizer: this.tokenizer, sequence: this.sequence() }, prompt, options);
+  }
+
+  /** Runs generate() to the end and returns the whole result. */
+  async complete(prompt: string | readonly number[], options: GenerateOptions = {}): Promise<GenerateResult> {
+    const it = this.generate(prompt, options);
+    for (;;) {
+      const step = await it.next();
+      if (step.done) return step.value;
+    }
+  }
+
+  /** Frees the weights and every sequence's cache. Safe to call twice. */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await Promise.all([...this.sequences].map((s) => s.dispose()));
+    const site = new Error();
+    try {
+      await this.engine.dispose();
+    } catch (err) {
+      throw nativeError(err, site);
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
+  }
+
+  private sequence(): LlamaSequence {
+    this.defaultSequence ??= this.createSequence();
+    return this.defaultSequence;
+  }
+
+  private checkUsable(): void {
+    if (this.disposed) throw new LlamaCudaError('ERR_DISPOSED', 'the model was disposed');
+  }
+}
