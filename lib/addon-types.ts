@@ -161,4 +161,6 @@ export interface Addon {
   backendInfo(): NativeBackendInfo;
   /** Runs a tiny kernel on the device: "" when it worked, else the reason. */
   cudaProbe(device?: number): string;
+  /** Host memory bandwidth, best of `repeats` passes over `bytes` (a benchmark ceiling; blocks). */
+  measureMemoryBandwidth(bytes?: number, threads?: number, repeats?: number): { readGBps: number; copyGBps: number; bytes: number; threads: number };
 }

@@ -9,11 +9,13 @@ import { LlamaCudaError } from '../errors.js';
 import { packageRoot } from '../package-root.cjs';
 import { UsageError } from './args.js';
 import { generateUsage, runGenerate } from './generate.js';
+import { runSynth, synthUsage } from './synth.js';
 import { runTokenize, tokenizeUsage } from './tokenize.js';
 
 const COMMANDS: Readonly<Record<string, { run: (argv: readonly string[]) => Promise<number>; summary: string; usage: string }>> = {
   generate: { run: runGenerate, summary: 'generate text from a prompt', usage: generateUsage },
   tokenize: { run: runTokenize, summary: 'print the token ids of a text', usage: tokenizeUsage },
+  synth: { run: runSynth, summary: 'write a GGUF with random weights in a real model shape (for benchmarks)', usage: synthUsage },
 };
 
 function mainHelp(): string {

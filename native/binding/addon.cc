@@ -3,7 +3,9 @@
 #include <napi.h>
 
 #include "addon_data.h"
+#include "errors.h"
 #include "core/cpu_info.h"
+#include "core/membench.h"
 #include "cpu/kernels.h"
 #include "engine_wrap.h"
 #include "session_wrap.h"
@@ -89,6 +91,26 @@ Napi::Value JS_cudaProbe(const Napi::CallbackInfo& info) {
 #endif
 }
 
+// measureMemoryBandwidth(bytes, threads, repeats) -> { readGBps, copyGBps, bytes, threads }.
+// Synchronous: it is a benchmark helper for bench/, run on purpose.
+Napi::Value JS_measureMemoryBandwidth(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const double bytes = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : double(1 << 30);
+  const int threads = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
+  const int repeats = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : 5;
+  if (!(bytes >= 4096 && bytes <= 64.0 * (1ull << 30))) throw_invalid(env, "bytes must be between 4 KiB and 64 GiB");
+  MemoryBandwidth bw;
+  if (!measure_memory_bandwidth(size_t(bytes) / 64 * 64, threads > 0 ? threads : ThreadPool::default_threads(), repeats, &bw)) {
+    throw make_error(env, Code::OutOfMemory, "cannot allocate the bandwidth buffers");
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("readGBps", bw.read_gbps);
+  out.Set("copyGBps", bw.copy_gbps);
+  out.Set("bytes", Napi::Number::New(env, double(bw.bytes)));
+  out.Set("threads", bw.threads);
+  return out;
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -103,6 +125,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Session", session);
   exports.Set("backendInfo", Napi::Function::New<JS_backendInfo>(env, "backendInfo"));
   exports.Set("cudaProbe", Napi::Function::New<JS_cudaProbe>(env, "cudaProbe"));
+  exports.Set("measureMemoryBandwidth", Napi::Function::New<JS_measureMemoryBandwidth>(env, "measureMemoryBandwidth"));
   return exports;
 }
 
