@@ -147,34 +147,40 @@ function chooseAddon(device: DeviceRequest): AddonChoice {
     }
   }
 
+  let noCuda = 'device cpu was requested';
+  let cuda: Candidate | undefined;
   if (device !== 'cpu') {
-    const cuda = tryVariant('cuda', attempts);
+    cuda = tryVariant('cuda', attempts);
     if (cuda !== undefined) {
       const problem = cudaUnusable(cuda.info);
       if (problem === undefined) {
         const gpu = cuda.info.cuda.devices[0]!;
-        attempts.push({ variant: 'cuda', path: cuda.path, ok: true, reason: `using ${gpu.name}` });
-        return {
-          addon: cuda.addon, variant: 'cuda', device: 'cuda', path: cuda.path,
-          reason: `CUDA build loaded and ${gpu.name} (sm ${gpu.computeCapability}) is usable`, attempts, info: cuda.info,
-        };
+        const reason = `CUDA build loaded and ${gpu.name} (sm ${gpu.computeCapability}) is usable`;
+        attempts.push({ variant: 'cuda', path: cuda.path, ok: true, reason });
+        return { addon: cuda.addon, variant: 'cuda', device: 'cuda', path: cuda.path, reason, attempts, info: cuda.info };
       }
       attempts.push({ variant: 'cuda', path: cuda.path, ok: false, reason: `CUDA build loaded, but ${problem}` });
     }
     if (device === 'cuda') {
       throw new LlamaCudaError('ERR_UNSUPPORTED', `device 'cuda' was requested but cannot be used:\n${describeAttempts(attempts)}`);
     }
+    noCuda = `no usable CUDA: ${attempts[attempts.length - 1]?.reason ?? 'no CUDA build'}`;
   }
 
   const cpu = tryVariant('cpu', attempts);
   if (cpu !== undefined) {
     attempts.push({ variant: 'cpu', path: cpu.path, ok: true, reason: `CPU build (${cpu.info.cpu.defaultTier} kernels)` });
-    const why = device === 'cpu' ? 'device cpu was requested' : `no usable CUDA: ${attempts[attempts.length - 2]?.reason ?? 'none'}`;
-    return { addon: cpu.addon, variant: 'cpu', device: 'cpu', path: cpu.path, reason: why, attempts, info: cpu.info };
+    return { addon: cpu.addon, variant: 'cpu', device: 'cpu', path: cpu.path, reason: noCuda, attempts, info: cpu.info };
+  }
+  // The CUDA build carries the CPU backend too: use it when it is the only build that loads.
+  cuda ??= device === 'cpu' ? tryVariant('cuda', attempts) : undefined;
+  if (cuda !== undefined) {
+    attempts.push({ variant: 'cuda', path: cuda.path, ok: true, reason: 'the CUDA build, running on its CPU backend' });
+    return { addon: cuda.addon, variant: 'cuda', device: 'cpu', path: cuda.path, reason: `${noCuda}; no CPU build, so the CUDA build's CPU backend is used`, attempts, info: cuda.info };
   }
   throw new LlamaCudaError(
     'ERR_NATIVE_LOAD',
-    `no llama-cuda native build could be loaded; run \`npm run build\` (or \`npx llama-cuda build\`).\n${describeAttempts(attempts)}`,
+    `no llama-cuda native build could be loaded; run \`npm run build\`.\n${describeAttempts(attempts)}`,
   );
 }
 

@@ -6,7 +6,7 @@
  * one-line summary to stderr. With --json it prints only one JSON object:
  *   {"prompt_tokens": [...], "tokens": [...], "text": "...", "finish_reason": "...", "timings": {...}}
  */
-import { loadModel } from '../load-model.js';
+import { type LoadModelOptions, loadModel } from '../load-model.js';
 import type { GenerateOptions, GenerateResult } from '../generate.js';
 import type { DeviceRequest } from '../native.js';
 import { type OptionSpecs, UsageError, helpText, optBool, optInt, optList, optNumber, optString, parseArgs } from './args.js';
@@ -78,15 +78,16 @@ export async function runGenerate(argv: readonly string[]): Promise<number> {
   const ctx = optInt(p, 'ctx-size');
   const batch = optInt(p, 'batch-size');
   const tokenizer = optString(p, 'tokenizer');
-  const model = await loadModel(modelPath, {
+  const loadOptions: LoadModelOptions = {
     ...(device !== undefined ? { device: device as DeviceRequest } : {}),
     ...(tokenizer !== undefined ? { tokenizer } : {}),
     ...(threads !== undefined ? { threads } : {}),
     ...(ctx !== undefined ? { contextLength: ctx } : {}),
     ...(batch !== undefined ? { batchSize: batch } : {}),
     ...(kvType !== undefined ? { kvCacheType: kvType as 'f16' | 'f32' } : {}),
-    onProgress: json ? undefined : bar.update,
-  } as Parameters<typeof loadModel>[1]);
+    ...(json ? {} : { onProgress: bar.update }),
+  };
+  const model = await loadModel(modelPath, loadOptions);
   bar.done();
 
   const abort = new AbortController();
