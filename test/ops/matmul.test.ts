@@ -1,0 +1,122 @@
+/**
+ * matmul through a one-op graph on every CPU tier, for every weight source encoding and
+ * storage type (test/cases/matmul.cases.ts), against the float64 matmul of the weights as the
+ * engine stores them, and each fast tier against the reference tier.
+ */
+import { MATMUL_CASES, matmulTolerance, type MatmulCase } from '../cases/matmul.cases.js';
+import { matmulGraph } from '../helpers/graphs.js';
+import { randomUniform, rowColCode } from '../helpers/init.js';
+import { assertWithin, describeTiers, encodeSource, lazy, memorySource, runGraph, seedOf, storedValues } from '../helpers/op-runner.js';
+import { Rng } from '../helpers/rng.js';
+import { matmul } from '../reference/ops.js';
+
+interface MatmulData {
+  readonly bytes: Uint8Array; // the weight in its source encoding
+  readonly xs: readonly Float32Array[]; // one activation matrix per step: [n][cols]
+  readonly refs: readonly Float64Array[]; // float64 x · Wᵀ on the stored weights: [n][rows]
+  readonly scales: readonly Float64Array[]; // sum_c |w_c x_c| per output
+  readonly sigmas: readonly Float64Array[]; // int8 activation rounding, per output
+}
+
+/** Row i one-hot at column (cols - 1 + 37 i) % cols: out[i][r] = W[r][that column]. */
+function oneHotRows(n: number, cols: number): Float32Array {
+  const x = new Float32Array(n * cols);
+  for (let i = 0; i < n; i++) x[i * cols + ((cols - 1 + 37 * i) % cols)] = 1;
+  return x;
+}
+
+/**
+ * Activations k/128, k integer in -127..127, each 32-block holding a ±127/128: d = absmax / 127
+ * = 2^-7 exactly, so rounding them to int8 blocks loses nothing.
+ */
+function int8GridRows(rng: Rng, n: number, cols: number): Float32Array {
+  const x = new Float32Array(n * cols);
+  for (let i = 0; i < x.length; i++) x[i] = rng.int(-127, 128) / 128;
+  for (let b = 0; b < x.length; b += 32) x[b + rng.int(0, 32)] = rng.next() < 0.5 ? -127 / 128 : 127 / 128;
+  return x;
+}
+
+/**
+ * scale = sum_c |w x| and sigma of rounding x to int8 blocks of 32 (see MATMUL_TOLERANCE);
+ * sigma = 0 when x is on the int8 grid.
+ */
+function errorScales(x: Float32Array, w: Float64Array, rows: number, cols: number, onGrid: boolean): { scale: Float64Array; sigma: Float64Array } {
+  const n = x.length / cols;
+  const blocks = cols / 32;
+  const d2 = new Float64Array(n * blocks); // (absmax / 127)^2 / 12 per activation block
+  for (let i = 0; i < n; i++) {
+    for (let b = 0; b < blocks; b++) {
+      let amax = 0;
+      for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[i * cols + 32 * b + j] as number));
+      d2[i * blocks + b] = onGrid ? 0 : (amax / 127) ** 2 / 12;
+    }
+  }
+  const scale = new Float64Array(n * rows);
+  const sigma = new Float64Array(n * rows);
+  const w2 = new Float64Array(blocks);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    for (let b = 0; b < blocks; b++) {
+      let s = 0;
+      for (let j = 0; j < 32; j++) s += (w[base + 32 * b + j] as number) ** 2;
+      w2[b] = s;
+    }
+    for (let i = 0; i < n; i++) {
+      let s = 0;
+      for (let c = 0; c < cols; c++) s += Math.abs((w[base + c] as number) * (x[i * cols + c] as number));
+      let v = 0;
+      for (let b = 0; b < blocks; b++) v += (w2[b] as number) * (d2[i * blocks + b] as number);
+      scale[i * rows + r] = s;
+      sigma[i * rows + r] = Math.sqrt(v);
+    }
+  }
+  return { scale, sigma };
+}
+
+function makeData(c: MatmulCase): MatmulData {
+  const rng = new Rng(seedOf(c.name));
+  const values = c.init === 'position' ? rowColCode(c.rows, c.cols) : randomUniform(rng, c.rows * c.cols);
+  const bytes = encodeSource(c.kind.source, values);
+  const w = storedValues(c.kind, bytes);
+  const xs = c.ns.map((n) => {
+    if (c.init === 'position') return oneHotRows(n, c.cols);
+    return c.init === 'int8-grid' ? int8GridRows(rng, n, c.cols) : randomUniform(rng, n * c.cols);
+  });
+  const errs = xs.map((x) => errorScales(x, w, c.rows, c.cols, c.init !== 'random'));
+  return {
+    bytes,
+    xs,
+    refs: xs.map((x) => matmul(x, w, c.rows, c.cols)),
+    scales: errs.map((e) => e.scale),
+    sigmas: errs.map((e) => e.sigma),
+  };
+}
+
+for (const c of MATMUL_CASES) {
+  const data = lazy(() => makeData(c));
+  const maxN = Math.max(...c.ns);
+  describeTiers(
+    `matmul ${c.name}`,
+    (tier) =>
+      runGraph(
+        matmulGraph(c.rows, c.cols, c.kind.storage, c.kind.group),
+        [memorySource('w', c.kind.source, data().bytes)],
+        tier,
+        data().xs.map((x) => ({ pos: 0, inputs: { x }, outputs: ['out'] })),
+        { threads: c.threads, maxTokens: maxN, maxSeqLen: maxN },
+      ),
+    (got, tier, referenceTier) => {
+      const d = data();
+      const tol = matmulTolerance(tier, c.kind.storage);
+      c.ns.forEach((n, j) => {
+        const what = `matmul ${c.name} tier=${tier} step n=${n}`;
+        const bound = { scale: d.scales[j]!, sigma: d.sigmas[j]!, width: c.rows };
+        const out = got[j]!['out']!;
+        assertWithin(out, d.refs[j]!, tol.vsFloat64, `${what}: vs float64 reference`, bound);
+        if (referenceTier && tol.vsReferenceTier) {
+          assertWithin(out, referenceTier[j]!['out']!, tol.vsReferenceTier, `${what}: vs reference tier`, bound);
+        }
+      });
+    },
+  );
+}
