@@ -5,9 +5,9 @@
  */
 import { describe, expect, it } from 'vitest';
 
-import { LlamaCudaError } from '../lib/errors.js';
 import { SAMPLER_DEFAULTS, Sampler, type SamplerOptions } from '../lib/sampler.js';
 import { Rng } from './helpers/rng.js';
+import { expectErrorCode } from './helpers/errors.js';
 
 const NO_FILTERS = { topK: 0, topP: 1, minP: 0 } as const;
 
@@ -65,18 +65,6 @@ function draws(sampler: Sampler, logits: Float32Array, n: number): number[] {
   return Array.from({ length: n }, () => sampler.sample(logits));
 }
 
-function expectCode(fn: () => unknown, code: string, message: RegExp): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught).toBeInstanceOf(LlamaCudaError);
-  expect((caught as LlamaCudaError).code).toBe(code);
-  expect((caught as LlamaCudaError).message).toMatch(message);
-}
-
 describe('Sampler options', () => {
   it('resolves the defaults, including a random 32-bit seed', () => {
     const { seed, ...rest } = new Sampler().options;
@@ -108,17 +96,17 @@ describe('Sampler options', () => {
     [{ temperature: '0.5' as unknown as number }, 'temperature'],
   ];
   it.each(bad)('rejects %o naming %s', (options, name) => {
-    expectCode(() => new Sampler(options), 'ERR_INVALID_ARG', new RegExp(`option ${name} must be`));
+    expectErrorCode(() => new Sampler(options), 'ERR_INVALID_ARG', new RegExp(`option ${name} must be`));
   });
 
   it('rejects bad calls: empty logits, NaN logits, all -Infinity, bad accepted tokens', () => {
     const s = new Sampler({ seed: 1 });
-    expectCode(() => s.sample(new Float32Array(0)), 'ERR_INVALID_ARG', /empty/);
-    expectCode(() => s.sample(new Float32Array([0, NaN, 1])), 'ERR_INTERNAL', /logits\[1\] is NaN/);
-    expectCode(() => s.sample(new Float32Array([-Infinity, -Infinity])), 'ERR_INVALID_ARG', /-Infinity/);
-    expectCode(() => new Sampler({ temperature: 0 }).sample(new Float32Array([-Infinity])), 'ERR_INVALID_ARG', /-Infinity/);
-    expectCode(() => s.accept(-1), 'ERR_INVALID_ARG', /accept/);
-    expectCode(() => s.accept(1.5), 'ERR_INVALID_ARG', /accept/);
+    expectErrorCode(() => s.sample(new Float32Array(0)), 'ERR_INVALID_ARG', /empty/);
+    expectErrorCode(() => s.sample(new Float32Array([0, NaN, 1])), 'ERR_INTERNAL', /logits\[1\] is NaN/);
+    expectErrorCode(() => s.sample(new Float32Array([-Infinity, -Infinity])), 'ERR_INVALID_ARG', /-Infinity/);
+    expectErrorCode(() => new Sampler({ temperature: 0 }).sample(new Float32Array([-Infinity])), 'ERR_INVALID_ARG', /-Infinity/);
+    expectErrorCode(() => s.accept(-1), 'ERR_INVALID_ARG', /accept/);
+    expectErrorCode(() => s.accept(1.5), 'ERR_INVALID_ARG', /accept/);
   });
 });
 

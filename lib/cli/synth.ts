@@ -6,8 +6,9 @@
  * named tokenizer file (a GGUF carrying tokenizer metadata, or a llama2.c tokenizer.bin with the
  * 32000-token Llama 2 vocabulary).
  */
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 
+import { readMagic } from '../formats/file-io.js';
 import { GGUF_MAGIC, GgufMetadata, readGguf } from '../formats/gguf.js';
 import { SYNTH_PRESETS, type SynthPreset, type SynthType, synthesizeModel } from '../synth.js';
 import { Tokenizer } from '../tokenizer/index.js';
@@ -27,15 +28,7 @@ export const synthUsage = 'usage: llama-cuda synth --preset P --type T [--layers
 
 /** A tokenizer from a GGUF's metadata or from a llama2.c tokenizer.bin (Llama 2's 32000 pieces). */
 export async function tokenizerFromFile(file: string): Promise<Tokenizer> {
-  await stat(file);
-  const handle = await open(file, 'r');
-  const magic = new Uint8Array(4);
-  try {
-    await handle.read(magic, 0, 4, 0);
-  } finally {
-    await handle.close();
-  }
-  if (new DataView(magic.buffer).getUint32(0, true) === GGUF_MAGIC) {
+  if ((await readMagic(file)) === GGUF_MAGIC) {
     const g = await readGguf(file);
     return Tokenizer.fromGguf(new GgufMetadata(g.metadata, g.path), file);
   }

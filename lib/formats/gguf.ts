@@ -4,10 +4,10 @@
  * (from ggml's gguf.cpp). Every count, length and offset is checked against the file size
  * before it is trusted, so a hostile file gives an ERR_MODEL_FORMAT error, not a huge allocation.
  */
-import { open } from 'node:fs/promises';
 import * as path from 'node:path';
 
 import { LlamaCudaError } from '../errors.js';
+import { readHead, withFile } from './file-io.js';
 import { type SourceType, type TensorInfo, tensorBytes } from './tensor-info.js';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
@@ -276,28 +276,16 @@ export function parseGgufHeader(bytes: Uint8Array, fileSize: number, file: strin
 
 /** Reads the header of a GGUF file (not its tensor data). */
 export async function readGguf(file: string): Promise<GgufFile> {
-  let handle;
-  try {
-    handle = await open(file, 'r');
-  } catch (err) {
-    throw new LlamaCudaError('ERR_IO', `cannot open ${file}: ${(err as Error).message}`, { cause: err });
-  }
-  try {
-    const { size } = await handle.stat();
-    let want = Math.min(size, 4 << 20);
-    for (;;) {
-      const bytes = new Uint8Array(want);
-      const { bytesRead } = await handle.read(bytes, 0, want, 0);
+  return withFile(file, async (handle, size) => {
+    // headers are small; read a prefix and grow it only when the parser runs past it
+    for (let want = Math.min(size, 4 << 20); ; want = Math.min(size, want * 4)) {
       try {
-        return parseGgufHeader(bytes.subarray(0, bytesRead), size, file);
+        return parseGgufHeader(await readHead(handle, want), size, file);
       } catch (err) {
         if (!(err instanceof NeedMoreBytes) || want >= size) throw err;
-        want = Math.min(size, want * 4);
       }
     }
-  } finally {
-    await handle.close();
-  }
+  });
 }
 
 /** Typed accessors for metadata, with errors that name the key. */

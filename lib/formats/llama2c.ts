@@ -11,11 +11,11 @@
  * Matrices are [out][in], row-major, as in GGUF. Tensors are reported under GGUF names so
  * the rest of the library maps one set of names. RoPE pairs are interleaved (run.c).
  */
-import { open } from 'node:fs/promises';
 import * as path from 'node:path';
 
 import { LlamaCudaError } from '../errors.js';
 import { type LlamaConfig, validateConfig } from '../model/config.js';
+import { readHead, withFile } from './file-io.js';
 import type { TensorInfo } from './tensor-info.js';
 
 export interface Llama2cFile {
@@ -94,18 +94,5 @@ export function parseLlama2cHeader(header: Uint8Array, fileSize: number, file: s
 }
 
 export async function readLlama2c(file: string): Promise<Llama2cFile> {
-  let handle;
-  try {
-    handle = await open(file, 'r');
-  } catch (err) {
-    throw new LlamaCudaError('ERR_IO', `cannot open ${file}: ${(err as Error).message}`, { cause: err });
-  }
-  try {
-    const { size } = await handle.stat();
-    const header = new Uint8Array(HEADER_BYTES);
-    await handle.read(header, 0, HEADER_BYTES, 0);
-    return parseLlama2cHeader(header, size, file);
-  } finally {
-    await handle.close();
-  }
+  return withFile(file, async (handle, size) => parseLlama2cHeader(await readHead(handle, HEADER_BYTES), size, file));
 }

@@ -2,11 +2,12 @@
  * Opens a model file of any supported format and returns what the engine needs: the config,
  * where every tensor is, and (for GGUF) the metadata holding the tokenizer.
  */
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
 
 import { LlamaCudaError } from '../errors.js';
 import type { LlamaConfig } from '../model/config.js';
+import { readMagic } from './file-io.js';
 import { GGUF_MAGIC, type GgufFile, readGguf } from './gguf.js';
 import { configFromGguf } from './gguf-llama.js';
 import { readLlama2c } from './llama2c.js';
@@ -35,15 +36,8 @@ export async function detectFormat(file: string): Promise<ModelFormat> {
   if (info.isDirectory()) {
     throw new LlamaCudaError('ERR_UNSUPPORTED', `${file} is a folder: Hugging Face model folders are not supported yet; use a GGUF or llama2.c file`);
   }
-  const handle = await open(file, 'r');
-  try {
-    const magic = new Uint8Array(4);
-    const { bytesRead } = await handle.read(magic, 0, 4, 0);
-    if (bytesRead === 4 && new DataView(magic.buffer).getUint32(0, true) === GGUF_MAGIC) return 'gguf';
-    return 'llama2c'; // version-0 llama2.c files have no magic: the header and size checks decide
-  } finally {
-    await handle.close();
-  }
+  // version-0 llama2.c files have no magic: the header and size checks decide
+  return (await readMagic(file)) === GGUF_MAGIC ? 'gguf' : 'llama2c';
 }
 
 export async function openModelFile(file: string): Promise<ModelFile> {

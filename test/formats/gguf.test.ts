@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { LlamaCudaError } from '../../lib/errors.js';
 import { GGUF_MAGIC, type GgufEntry, GgufValueType, parseGgufHeader, readGguf } from '../../lib/formats/gguf.js';
 import { encodeGgufHeader, writeGguf } from '../../lib/formats/gguf-writer.js';
+import { expectErrorCode } from '../helpers/errors.js';
 import { describeWithShared, sharedPath } from '../helpers/shared-data.js';
 import { useTmpDir } from '../helpers/tmp.js';
 
@@ -50,15 +51,7 @@ function smallFile(): { meta: Map<string, GgufEntry>; bytes: Uint8Array } {
 }
 
 function expectFormatError(fn: () => unknown, pattern?: RegExp): void {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (err) {
-    thrown = err;
-  }
-  expect(thrown, 'expected a thrown error').toBeInstanceOf(LlamaCudaError);
-  expect((thrown as LlamaCudaError).code).toBe('ERR_MODEL_FORMAT');
-  if (pattern) expect((thrown as Error).message).toMatch(pattern);
+  expectErrorCode(fn, 'ERR_MODEL_FORMAT', pattern);
 }
 
 describe('GGUF reader and writer', () => {

@@ -10,20 +10,9 @@ import type { GraphSpec } from '../../lib/addon-types.js';
 import { loadAddon } from '../../lib/native.js';
 import { addGraph, buildEngine, cpuAddon, f32Source, matmulGraph } from '../helpers/graphs.js';
 import { useTmpDir } from '../helpers/tmp.js';
+import { expectErrorCode } from '../helpers/errors.js';
 
 const tmp = useTmpDir();
-
-function expectCode(fn: () => unknown, code: string, pattern?: RegExp): void {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err, 'expected an error').toBeInstanceOf(Error);
-  expect((err as { code?: string }).code).toBe(code);
-  if (pattern) expect((err as Error).message).toMatch(pattern);
-}
 
 describe('graph validation', () => {
   const { Engine } = cpuAddon();
@@ -31,13 +20,13 @@ describe('graph validation', () => {
 
   it('names the node and the problem', () => {
     const wrong: GraphSpec = { ...base, buffers: [{ name: 'x', width: 31 }, { name: 'out', width: 4 }] };
-    expectCode(() => new Engine(wrong), 'ERR_INVALID_ARG', /node 0 \(matmul\): weight "w" is 4x32 but maps width 31 to 4/);
-    expectCode(() => new Engine({ ...base, nodes: [{ op: 'matmul', out: 'out', a: 'nope', weight: 'w' }] }), 'ERR_INVALID_ARG', /unknown buffer "nope"/);
-    expectCode(() => new Engine({ ...base, nodes: [] }), 'ERR_INVALID_ARG', /no nodes/);
-    expectCode(() => new Engine({ ...base, weights: [{ name: 'w', dtype: 'q8_0', shape: [4, 33] }] }), 'ERR_INVALID_ARG', /q8_0 needs cols divisible by 32/);
-    expectCode(() => new Engine({ ...base, weights: [{ name: 'w', dtype: 'int4', shape: [4, 32], group: 48 }] }), 'ERR_INVALID_ARG', /unsupported int4 group size: 48/);
-    expectCode(() => new Engine({ ...base, weights: [{ name: 'w', dtype: 'f64' as never, shape: [4, 32] }] }), 'ERR_INVALID_ARG', /unsupported weight dtype "f64"/);
-    expectCode(() => new Engine({ ...base, nodes: [{ op: 'conv' as never, out: 'out', a: 'x', weight: 'w' }] }), 'ERR_INVALID_ARG', /unknown op "conv"/);
+    expectErrorCode(() => new Engine(wrong), 'ERR_INVALID_ARG', /node 0 \(matmul\): weight "w" is 4x32 but maps width 31 to 4/);
+    expectErrorCode(() => new Engine({ ...base, nodes: [{ op: 'matmul', out: 'out', a: 'nope', weight: 'w' }] }), 'ERR_INVALID_ARG', /unknown buffer "nope"/);
+    expectErrorCode(() => new Engine({ ...base, nodes: [] }), 'ERR_INVALID_ARG', /no nodes/);
+    expectErrorCode(() => new Engine({ ...base, weights: [{ name: 'w', dtype: 'q8_0', shape: [4, 33] }] }), 'ERR_INVALID_ARG', /q8_0 needs cols divisible by 32/);
+    expectErrorCode(() => new Engine({ ...base, weights: [{ name: 'w', dtype: 'int4', shape: [4, 32], group: 48 }] }), 'ERR_INVALID_ARG', /unsupported int4 group size: 48/);
+    expectErrorCode(() => new Engine({ ...base, weights: [{ name: 'w', dtype: 'f64' as never, shape: [4, 32] }] }), 'ERR_INVALID_ARG', /unsupported weight dtype "f64"/);
+    expectErrorCode(() => new Engine({ ...base, nodes: [{ op: 'conv' as never, out: 'out', a: 'x', weight: 'w' }] }), 'ERR_INVALID_ARG', /unknown op "conv"/);
   });
 
   it('checks attention and rope parameters', () => {
@@ -51,20 +40,20 @@ describe('graph validation', () => {
       ],
     });
     expect(() => new Engine(spec(8, 4, 8))).not.toThrow();
-    expectCode(() => new Engine(spec(8, 3, 8)), 'ERR_INVALID_ARG', /not a multiple of n_kv_heads/);
-    expectCode(() => new Engine(spec(4, 2, 8)), 'ERR_INVALID_ARG', /does not match width 64/);
+    expectErrorCode(() => new Engine(spec(8, 3, 8)), 'ERR_INVALID_ARG', /not a multiple of n_kv_heads/);
+    expectErrorCode(() => new Engine(spec(4, 2, 8)), 'ERR_INVALID_ARG', /does not match width 64/);
     const rope: GraphSpec = {
       weights: [], buffers: [{ name: 'q', width: 64 }], kvCaches: [],
       nodes: [{ op: 'rope', a: 'q', nHeads: 8, headDim: 8, ropeDim: 10, theta: 10000, freqScale: 1, pairing: 'interleaved' }],
     };
-    expectCode(() => new Engine(rope), 'ERR_INVALID_ARG', /rope_dim 10 must be even and at most head_dim/);
+    expectErrorCode(() => new Engine(rope), 'ERR_INVALID_ARG', /rope_dim 10 must be even and at most head_dim/);
   });
 
   it('rejects non-objects and wrong argument types', () => {
-    expectCode(() => new Engine(42 as never), 'ERR_INVALID_ARG', /spec must be an object/);
-    expectCode(() => new Engine({ ...base, buffers: 'x' } as never), 'ERR_INVALID_ARG', /buffers must be an array/);
-    expectCode(() => new Engine(base, { device: 'tpu' }  as never), 'ERR_INVALID_ARG', /unknown device: tpu/);
-    expectCode(() => new Engine(base, { cpuKernels: 'sse9' } as never), 'ERR_UNSUPPORTED', /unknown CPU kernel tier/);
+    expectErrorCode(() => new Engine(42 as never), 'ERR_INVALID_ARG', /spec must be an object/);
+    expectErrorCode(() => new Engine({ ...base, buffers: 'x' } as never), 'ERR_INVALID_ARG', /buffers must be an array/);
+    expectErrorCode(() => new Engine(base, { device: 'tpu' }  as never), 'ERR_INVALID_ARG', /unknown device: tpu/);
+    expectErrorCode(() => new Engine(base, { cpuKernels: 'sse9' } as never), 'ERR_UNSUPPORTED', /unknown CPU kernel tier/);
   });
 });
 
@@ -82,13 +71,13 @@ describe('loading weights', () => {
     (await import('node:fs')).writeFileSync(short, new Uint8Array(300));
     await expect(e.load([{ weight: 'w', type: 'f32', nbytes: 512, file: short, offset: 0 }])).rejects.toMatchObject({ code: 'ERR_MODEL_FORMAT', message: expect.stringMatching(/lies outside/) });
     await expect(e.load([{ weight: 'w', type: 'f32', nbytes: 512, file: tmp('missing.bin'), offset: 0 }])).rejects.toMatchObject({ code: 'ERR_IO' });
-    expectCode(() => e.load([{ weight: 'w', type: 'q4_k' as never, nbytes: 512, data: new Uint8Array(512) }]), 'ERR_UNSUPPORTED', /"q4_k"/);
+    expectErrorCode(() => e.load([{ weight: 'w', type: 'q4_k' as never, nbytes: 512, data: new Uint8Array(512) }]), 'ERR_UNSUPPORTED', /"q4_k"/);
     // after all those failures the engine still loads
     await e.load([f32Source('w', w)]);
     await expect(e.load([f32Source('w', w)])).rejects.toMatchObject({ message: expect.stringMatching(/already loaded/) });
     await e.dispose();
     e = new Engine(spec);
-    expectCode(() => e.createSession({ maxSeqLen: 8, maxTokens: 8 }), 'ERR_INVALID_ARG', /load the weights/);
+    expectErrorCode(() => e.createSession({ maxSeqLen: 8, maxTokens: 8 }), 'ERR_INVALID_ARG', /load the weights/);
     await e.dispose();
   });
 
@@ -119,9 +108,9 @@ describe('steps', () => {
     await expect(session.run({ tokens: Int32Array.of(-1), pos: 0, outputs: [] })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
     await expect(session.run({ tokens: Int32Array.of(1, 2), pos: 7, outputs: [] })).rejects.toMatchObject({ code: 'ERR_CONTEXT_FULL', message: expect.stringMatching(/positions 7..8 do not fit the context of 8/) });
     await expect(session.run({ tokens: Int32Array.of(1, 2, 3, 4, 5), pos: 0, outputs: [] })).rejects.toMatchObject({ message: expect.stringMatching(/exceeds this session's maxTokens \(4\)/) });
-    expectCode(() => session.run({ tokens: [1, 2] as never, pos: 0 }), 'ERR_INVALID_ARG', /Int32Array/);
-    expectCode(() => session.run({ tokens: Int32Array.of(1), pos: 0, outputs: [{ buffer: 'y', data: new Float64Array(4) as never }] }), 'ERR_INVALID_ARG', /Float32Array/);
-    expectCode(() => session.run({ tokens: Int32Array.of(1), pos: -1 }), 'ERR_INVALID_ARG', /pos must be an integer/);
+    expectErrorCode(() => session.run({ tokens: [1, 2] as never, pos: 0 }), 'ERR_INVALID_ARG', /Int32Array/);
+    expectErrorCode(() => session.run({ tokens: Int32Array.of(1), pos: 0, outputs: [{ buffer: 'y', data: new Float64Array(4) as never }] }), 'ERR_INVALID_ARG', /Float32Array/);
+    expectErrorCode(() => session.run({ tokens: Int32Array.of(1), pos: -1 }), 'ERR_INVALID_ARG', /pos must be an integer/);
     await expect(session.run({ tokens: Int32Array.of(1, 2), pos: 0, outputs: [{ buffer: 'x', data: new Float32Array(4) }] })).rejects.toMatchObject({ message: expect.stringMatching(/has 2 rows but the array holds 1/) });
     // and then a good step gives the last embedding row
     const r = await session.run({ tokens: Int32Array.of(1, 2), pos: 0, outputs: [{ buffer: 'y', data: out }] });
@@ -136,7 +125,7 @@ describe('steps', () => {
     const x = new Float32Array(16 << 16).fill(1);
     const out = new Float32Array(16 << 16);
     const first = session.run({ pos: 0, inputs: [{ buffer: 'x', data: x }, { buffer: 'y', data: x }], outputs: [{ buffer: 'out', data: out }] });
-    expectCode(() => session.run({ pos: 0, inputs: [{ buffer: 'x', data: x }, { buffer: 'y', data: x }] }), 'ERR_BUSY', /busy/);
+    expectErrorCode(() => session.run({ pos: 0, inputs: [{ buffer: 'x', data: x }, { buffer: 'y', data: x }] }), 'ERR_BUSY', /busy/);
     await first;
     expect(out[12345]).toBe(2);
     await session.dispose();
@@ -148,12 +137,12 @@ describe('steps', () => {
     const x = new Float32Array(8);
     await session.dispose();
     await session.dispose();
-    expectCode(() => session.run({ pos: 0, inputs: [{ buffer: 'x', data: x }, { buffer: 'y', data: x }] }), 'ERR_DISPOSED');
+    expectErrorCode(() => session.run({ pos: 0, inputs: [{ buffer: 'x', data: x }, { buffer: 'y', data: x }] }), 'ERR_DISPOSED');
     const s2 = engine.createSession({ maxSeqLen: 8, maxTokens: 8 });
     await engine.dispose();
     await engine.dispose();
     await expect(s2.run({ pos: 0, inputs: [{ buffer: 'x', data: x }, { buffer: 'y', data: x }] })).rejects.toMatchObject({ code: 'ERR_DISPOSED' });
-    expectCode(() => engine.createSession({ maxSeqLen: 8, maxTokens: 8 }), 'ERR_DISPOSED');
+    expectErrorCode(() => engine.createSession({ maxSeqLen: 8, maxTokens: 8 }), 'ERR_DISPOSED');
     await s2.dispose();
   });
 

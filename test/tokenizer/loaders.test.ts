@@ -6,24 +6,11 @@ import { readFileSync } from 'node:fs';
 
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { LlamaCudaError } from '../../lib/errors.js';
 import { type GgufEntry, GgufMetadata, GgufValueType } from '../../lib/formats/gguf.js';
 import { TokenType, Tokenizer } from '../../lib/tokenizer/index.js';
 import { describeWithShared, sharedPath } from '../helpers/shared-data.js';
 import { FILES, ggufTokenizer, llama2cTokenizer } from './load.js';
-
-/** Asserts that `fn` throws a LlamaCudaError with `code` and a message matching `message`. */
-function expectError(fn: () => unknown, code: string, message: RegExp): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught).toBeInstanceOf(LlamaCudaError);
-  expect((caught as LlamaCudaError).code).toBe(code);
-  expect((caught as LlamaCudaError).message).toMatch(message);
-}
+import { expectErrorCode } from '../helpers/errors.js';
 
 // ---- llama2.c tokenizer.bin ----
 
@@ -77,30 +64,30 @@ describe('llama2.c tokenizer.bin', () => {
   it('fails on every truncation of a valid file', () => {
     const bytes = llama2cBin(6, SMALL_BIN);
     for (let size = 0; size < bytes.length; size++) {
-      expectError(() => Tokenizer.fromLlama2c(bytes.subarray(0, size), SMALL_BIN.length), 'ERR_MODEL_FORMAT', /tokenizer\.bin: not a valid llama2\.c tokenizer file: .*(too short|truncated|past the end)/);
+      expectErrorCode(() => Tokenizer.fromLlama2c(bytes.subarray(0, size), SMALL_BIN.length), 'ERR_MODEL_FORMAT', /tokenizer\.bin: not a valid llama2\.c tokenizer file: .*(too short|truncated|past the end)/);
     }
   });
 
   it('fails on a negative length', () => {
     const bytes = llama2cBin(6, [...SMALL_BIN.slice(0, 4), { score: 0, piece: 'h', length: -5 }, ...SMALL_BIN.slice(5)]);
-    expectError(() => Tokenizer.fromLlama2c(bytes, SMALL_BIN.length), 'ERR_MODEL_FORMAT', /token 4 has a negative length -5/);
+    expectErrorCode(() => Tokenizer.fromLlama2c(bytes, SMALL_BIN.length), 'ERR_MODEL_FORMAT', /token 4 has a negative length -5/);
   });
 
   it('fails on a length past the end of the file', () => {
     const bytes = llama2cBin(1000, [...SMALL_BIN.slice(0, 7), { score: 0, piece: ' hi', length: 500 }]);
-    expectError(() => Tokenizer.fromLlama2c(bytes, SMALL_BIN.length), 'ERR_MODEL_FORMAT', /token 7 \(500 bytes at byte \d+\) runs past the end of the file/);
+    expectErrorCode(() => Tokenizer.fromLlama2c(bytes, SMALL_BIN.length), 'ERR_MODEL_FORMAT', /token 7 \(500 bytes at byte \d+\) runs past the end of the file/);
   });
 
   it('fails on a piece longer than max_token_length', () => {
-    expectError(() => Tokenizer.fromLlama2c(llama2cBin(3, SMALL_BIN), SMALL_BIN.length), 'ERR_MODEL_FORMAT', /token 0 is 5 bytes, longer than max_token_length 3/);
+    expectErrorCode(() => Tokenizer.fromLlama2c(llama2cBin(3, SMALL_BIN), SMALL_BIN.length), 'ERR_MODEL_FORMAT', /token 0 is 5 bytes, longer than max_token_length 3/);
   });
 
   it('fails when the file holds more pieces than the model vocabulary', () => {
-    expectError(() => Tokenizer.fromLlama2c(llama2cBin(6, SMALL_BIN), 5), 'ERR_MODEL_FORMAT', /bytes are left after 5 tokens: is vocabSize 5/);
+    expectErrorCode(() => Tokenizer.fromLlama2c(llama2cBin(6, SMALL_BIN), 5), 'ERR_MODEL_FORMAT', /bytes are left after 5 tokens: is vocabSize 5/);
   });
 
   it('rejects a vocabSize that cannot be right', () => {
-    for (const n of [0, 2, 2.5, Number.NaN]) expectError(() => Tokenizer.fromLlama2c(llama2cBin(6, SMALL_BIN), n), 'ERR_INVALID_ARG', /vocabSize/);
+    for (const n of [0, 2, 2.5, Number.NaN]) expectErrorCode(() => Tokenizer.fromLlama2c(llama2cBin(6, SMALL_BIN), n), 'ERR_INVALID_ARG', /vocabSize/);
   });
 
   it('reports a missing file as ERR_IO', async () => {
@@ -173,7 +160,7 @@ describe('GGUF metadata', () => {
   });
 
   it('rejects a tokenizer model other than "llama" as unsupported, naming it', () => {
-    expectError(() => Tokenizer.fromGguf(meta({ 'tokenizer.ggml.model': str('gpt2') })), 'ERR_UNSUPPORTED', /tokenizer model "gpt2" is not supported/);
+    expectErrorCode(() => Tokenizer.fromGguf(meta({ 'tokenizer.ggml.model': str('gpt2') })), 'ERR_UNSUPPORTED', /tokenizer model "gpt2" is not supported/);
   });
 
   it.each([
@@ -191,7 +178,7 @@ describe('GGUF metadata', () => {
     ['a duplicate normal piece', { 'tokenizer.ggml.tokens': strings([...PIECES.slice(0, 263), '▁h']) }, /the piece "▁h" appears twice, as tokens 262 and 263/],
     ['tokens that are not strings', { 'tokenizer.ggml.tokens': f32s([1, 2, 3]) }, /should be an array of strings/],
   ] as const)('rejects %s', (_name, changes, message) => {
-    expectError(() => Tokenizer.fromGguf(meta(changes)), 'ERR_MODEL_FORMAT', message);
+    expectErrorCode(() => Tokenizer.fromGguf(meta(changes)), 'ERR_MODEL_FORMAT', message);
   });
 });
 
@@ -223,13 +210,13 @@ describeWithShared([FILES.tinyRandomGguf, FILES.vocabGguf, FILES.llama2Bin], 'th
 
   it('rejects a truncated copy of the real tokenizer.bin', () => {
     const bytes = readFileSync(sharedPath(FILES.llama2Bin));
-    expectError(() => Tokenizer.fromLlama2c(bytes.subarray(0, 100_000), 32000), 'ERR_MODEL_FORMAT', /truncated|runs past the end/);
-    expectError(() => Tokenizer.fromLlama2c(bytes, 32001), 'ERR_MODEL_FORMAT', /truncated: the file ends at byte 433869 inside the entry of token 32000/);
-    expectError(() => Tokenizer.fromLlama2c(bytes, 512), 'ERR_MODEL_FORMAT', /is vocabSize 512 the model's vocabulary size/);
+    expectErrorCode(() => Tokenizer.fromLlama2c(bytes.subarray(0, 100_000), 32000), 'ERR_MODEL_FORMAT', /truncated|runs past the end/);
+    expectErrorCode(() => Tokenizer.fromLlama2c(bytes, 32001), 'ERR_MODEL_FORMAT', /truncated: the file ends at byte 433869 inside the entry of token 32000/);
+    expectErrorCode(() => Tokenizer.fromLlama2c(bytes, 512), 'ERR_MODEL_FORMAT', /is vocabSize 512 the model's vocabulary size/);
   });
 
   it('rejects out-of-range ids in tokenToPiece and isControl', () => {
-    expectError(() => fromBin.tokenToPiece(32000), 'ERR_INVALID_ARG', /token id 32000 is out of range/);
-    expectError(() => fromBin.isControl(-1), 'ERR_INVALID_ARG', /token id -1 is out of range/);
+    expectErrorCode(() => fromBin.tokenToPiece(32000), 'ERR_INVALID_ARG', /token id 32000 is out of range/);
+    expectErrorCode(() => fromBin.isControl(-1), 'ERR_INVALID_ARG', /token id -1 is out of range/);
   });
 });
