@@ -123,7 +123,6 @@ export async function loadModel(modelPath: string, options: LoadModelOptions = {
   const tensorTypes: Record<string, number> = {};
   for (const t of file.tensors) tensorTypes[t.type] = (tensorTypes[t.type] ?? 0) + 1;
   const model = new LlamaModel({
-    choice,
     engine,
     config: file.config,
     tokenizer,

@@ -6,7 +6,6 @@
 import type { NativeEngine } from '../addon-types.js';
 import { LlamaCudaError, nativeError } from '../errors.js';
 import { type GenerateChunk, type GenerateOptions, type GenerateResult, generate } from '../generate.js';
-import type { AddonChoice } from '../native.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import type { LlamaConfig } from './config.js';
 import { LlamaSequence } from './sequence.js';
@@ -40,7 +39,6 @@ export interface SequenceOptions {
 
 /** @internal what loadModel hands to the constructor */
 export interface ModelParts {
-  readonly choice: AddonChoice;
   readonly engine: NativeEngine;
   readonly config: LlamaConfig;
   readonly tokenizer: Tokenizer;
