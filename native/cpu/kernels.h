@@ -3,7 +3,7 @@
 //   reference  scalar loops, single thread, llama2.c clarity: the oracle (native/cpu/ops/)
 //   generic    portable C++ (compiler-vectorized), multithreaded: the fast path off x86
 //   avx2       AVX2 + FMA + F16C, multithreaded (native/cpu/simd/*_avx2.cc)
-//   avx512     AVX-512 F/BW/VL (+VNNI where present), multithreaded (native/cpu/simd/*_avx512.cc)
+//   avx512     AVX-512 F/BW/VL/DQ + VNNI, multithreaded (native/cpu/simd/*_avx512.cc)
 //
 // Conventions for every op: destination first, then inputs, then sizes. Activations are
 // f32, row-major, one row per token: x[n][width]. A weight row is one output feature.
