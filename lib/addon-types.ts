@@ -120,7 +120,8 @@ export interface NativeSession {
 export interface NativeEngine {
   load(sources: readonly WeightSource[], onProgress?: (done: number, total: number) => void): Promise<void>;
   createSession(options: SessionOptions): NativeSession;
-  memoryInfo(): { weightBytes: number; backend: string };
+  /** Bytes of all weights, and of each by name. */
+  memoryInfo(): { weightBytes: number; weights: Record<string, number>; backend: string };
   describe(): string;
   dispose(): Promise<void>;
 }

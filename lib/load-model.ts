@@ -120,6 +120,9 @@ export async function loadModel(modelPath: string, options: LoadModelOptions = {
     throw nativeError(err, site);
   }
 
+  const memory = engine.memoryInfo();
+  const embeddingBytes = memory.weights[plan.embedding] ?? 0;
+  const bytesPerToken = memory.weightBytes - (plan.tiedClassifier ? 0 : embeddingBytes - embeddingBytes / file.config.vocabSize);
   const tensorTypes: Record<string, number> = {};
   for (const t of file.tensors) tensorTypes[t.type] = (tensorTypes[t.type] ?? 0) + 1;
   const model = new LlamaModel({
@@ -134,7 +137,8 @@ export async function loadModel(modelPath: string, options: LoadModelOptions = {
       format: file.format,
       name: file.name,
       parameters: parameterCount(file.config, plan.tiedClassifier),
-      weightBytes: engine.memoryInfo().weightBytes,
+      weightBytes: memory.weightBytes,
+      bytesPerToken,
       tensorTypes,
       backend: { variant: choice.variant, device: choice.device, reason: choice.reason, description: engine.describe() },
       loadMs: performance.now() - t0,

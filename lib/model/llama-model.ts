@@ -17,6 +17,11 @@ export interface ModelInfo {
   readonly parameters: number;
   /** Bytes the weights take in the engine. */
   readonly weightBytes: number;
+  /**
+   * Weight bytes one decode step reads: every weight once, except the embedding table, of which
+   * only one row is read unless it is also the classifier.
+   */
+  readonly bytesPerToken: number;
   /** The tensor types in the file and how many tensors of each. */
   readonly tensorTypes: Readonly<Record<string, number>>;
   readonly backend: {

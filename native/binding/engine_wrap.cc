@@ -186,6 +186,12 @@ Napi::Value EngineWrap::JS_createSession(const Napi::CallbackInfo& info) {
 Napi::Value EngineWrap::JS_memoryInfo(const Napi::CallbackInfo& info) {
   Napi::Object out = Napi::Object::New(info.Env());
   out.Set("weightBytes", Napi::Number::New(info.Env(), double(engine_->weight_bytes())));
+  Napi::Object per = Napi::Object::New(info.Env());
+  const Graph& g = engine_->graph();
+  for (size_t i = 0; i < g.weights.size(); i++) {
+    per.Set(g.weights[i].name, Napi::Number::New(info.Env(), double(engine_->weights()[i].nbytes)));
+  }
+  out.Set("weights", per);
   out.Set("backend", Napi::String::New(info.Env(), engine_->backend().name()));
   return out;
 }

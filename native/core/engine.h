@@ -48,6 +48,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   bool loaded() const { return loaded_; }
   bool disposed() const { return disposed_; }
   uint64_t weight_bytes() const;
+  const std::vector<Weight>& weights() const { return weights_; }
 
  private:
   friend class Session;
