@@ -246,7 +246,7 @@ export function parseGgufHeader(bytes: Uint8Array, fileSize: number, file: strin
     const type = GGML_TYPE_BY_ID.get(typeId);
     if (type === undefined) throw formatError(file, `tensor "${name}" has unknown ggml type id ${typeId}`);
     const offset = c.u64(`offset of "${name}"`);
-    if (offset > BigInt(fileSize)) throw formatError(file, `tensor "${name}" starts at ${offset}, beyond the end of the file (${fileSize} bytes)`);
+    if (offset > BigInt(fileSize)) throw formatError(file, `tensor "${name}" starts at ${offset}, beyond the end of the file (${fileSize} bytes): truncated?`);
     const shape = ne.slice().reverse();
     const nbytes = tensorBytes(type, shape);
     if (typeof nbytes === 'string') throw formatError(file, `tensor "${name}" (${type}): ${nbytes}`);

@@ -51,6 +51,18 @@ export async function openModelFile(file: string): Promise<ModelFile> {
       name: typeof general === 'string' ? general : path.basename(file),
     };
   }
-  const ckpt = await readLlama2c(file);
+  let ckpt;
+  try {
+    ckpt = await readLlama2c(file);
+  } catch (err) {
+    if (err instanceof LlamaCudaError && err.code === 'ERR_MODEL_FORMAT') {
+      throw new LlamaCudaError(
+        'ERR_MODEL_FORMAT',
+        `${path.basename(file)} is not a model file this library reads: it does not start with the GGUF magic, and as a llama2.c checkpoint: ${err.message.replace(/^[^:]*: /, '')}`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
   return { format, path: ckpt.path, config: ckpt.config, tensors: ckpt.tensors, name: path.basename(file) };
 }
