@@ -12,7 +12,7 @@
  * prove invalid), and `flush()` releases what is held. The concatenation of every push() and a
  * final flush() equals decode() of the same ids with the same `stripLeadingSpace`.
  */
-import { REPLACEMENT_CHARACTER, UTF8_INCOMPLETE, decodeUtf8Lossy, utf8CharStatus, utf8CodePoint } from './utf8.js';
+import { decodeUtf8Lossy, decodeUtf8Prefix } from './utf8.js';
 import { SPACE_SYMBOL, TokenType, type Vocab } from './vocab.js';
 
 export interface DecodeOptions {
@@ -142,22 +142,9 @@ export class StreamingDecoder {
 
   /** Emits the complete characters at the front of `pending`, and U+FFFD for bytes proven invalid. */
   private drain(): string {
-    const bytes = this.pending;
-    let out = '';
-    let i = 0;
-    while (i < bytes.length) {
-      const len = utf8CharStatus(bytes, i, bytes.length);
-      if (len === UTF8_INCOMPLETE) break;
-      if (len > 0) {
-        out += String.fromCodePoint(utf8CodePoint(bytes, i, len));
-        i += len;
-      } else {
-        out += REPLACEMENT_CHARACTER;
-        i += 1;
-      }
-    }
-    if (i > 0) this.pending = bytes.slice(i);
-    return out;
+    const { text, consumed } = decodeUtf8Prefix(this.pending, true);
+    if (consumed > 0) this.pending = this.pending.slice(consumed);
+    return text;
   }
 }
 

@@ -51,23 +51,31 @@ export function utf8CodePoint(bytes: ArrayLike<number>, start: number, len: numb
 }
 
 /**
- * Decodes a complete run of bytes: each valid character as itself, each byte that does not
- * start a valid complete character as U+FFFD (SentencePiece's byte-piece decoding).
+ * Decodes bytes: each valid character as itself, each byte that does not start a valid
+ * complete character as U+FFFD (SentencePiece's byte-piece decoding). With `holdIncomplete`,
+ * stops before a trailing sequence that more bytes could still complete (for streaming).
+ * Returns the text and how many bytes it consumed.
  */
-export function decodeUtf8Lossy(bytes: ArrayLike<number>): string {
-  let out = '';
+export function decodeUtf8Prefix(bytes: ArrayLike<number>, holdIncomplete: boolean): { text: string; consumed: number } {
+  let text = '';
   let i = 0;
   while (i < bytes.length) {
     const len = utf8CharStatus(bytes, i, bytes.length);
+    if (len === UTF8_INCOMPLETE && holdIncomplete) break;
     if (len > 0) {
-      out += String.fromCodePoint(utf8CodePoint(bytes, i, len));
+      text += String.fromCodePoint(utf8CodePoint(bytes, i, len));
       i += len;
     } else {
-      out += REPLACEMENT_CHARACTER;
+      text += REPLACEMENT_CHARACTER;
       i += 1;
     }
   }
-  return out;
+  return { text, consumed: i };
+}
+
+/** Decodes a complete run of bytes (see decodeUtf8Prefix). */
+export function decodeUtf8Lossy(bytes: ArrayLike<number>): string {
+  return decodeUtf8Prefix(bytes, false).text;
 }
 
 /** Appends the UTF-8 bytes of code point `cp` to `out`. */
