@@ -93,6 +93,10 @@ class CpuSession final : public BackendSession {
   Status run(const StepRequest& req, int64_t n, StepResult* result) override {
     std::fill(rows_.begin(), rows_.end(), 0);
     for (const StepIo& io : req.inputs) {
+      if (io.rows > buffer_capacity_[size_t(io.buffer)]) {
+        return invalid_argument("input \"" + graph_.buffers[size_t(io.buffer)].name + "\" has " + std::to_string(io.rows) +
+                                " rows; that buffer holds " + std::to_string(buffer_capacity_[size_t(io.buffer)]));
+      }
       const size_t width = size_t(graph_.buffers[size_t(io.buffer)].width);
       std::memcpy(buffers_[size_t(io.buffer)], io.data, size_t(io.rows) * width * sizeof(float));
       rows_[size_t(io.buffer)] = io.rows;

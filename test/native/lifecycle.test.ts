@@ -215,3 +215,23 @@ describe('process and worker lifetimes', () => {
     expect(grown).toBeLessThan(64 * 2 ** 20); // 200 MiB were allocated and freed
   });
 });
+
+describe('buffers after last_row', () => {
+  it('an input larger than such a buffer is refused, not written past its end', async () => {
+    const spec: GraphSpec = {
+      weights: [],
+      buffers: [{ name: 'x', width: 4 }, { name: 'last', width: 4 }, { name: 'out', width: 4 }],
+      kvCaches: [],
+      nodes: [{ op: 'last_row', out: 'last', a: 'x' }, { op: 'add', out: 'out', a: 'last', b: 'last' }],
+    };
+    const { engine, session } = await buildEngine(spec, [], { maxTokens: 8, maxOutputRows: 1 });
+    await expect(session.run({ pos: 0, inputs: [{ buffer: 'last', data: new Float32Array(32) }] })).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARG', message: expect.stringMatching(/input "last" has 8 rows; that buffer holds 1/),
+    });
+    const out = new Float32Array(4);
+    await session.run({ pos: 0, inputs: [{ buffer: 'x', data: Float32Array.from({ length: 12 }, (_, i) => i) }], outputs: [{ buffer: 'out', data: out }] });
+    expect(Array.from(out)).toEqual([16, 18, 20, 22]);
+    await session.dispose();
+    await engine.dispose();
+  });
+});
