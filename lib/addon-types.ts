@@ -46,6 +46,10 @@ export type NodeSpec =
       readonly theta: number;
       readonly freqScale: number;
       readonly pairing: 'interleaved' | 'half';
+      /** Per-pair frequencies (angle = position x freqs[p]); default theta^(-2p/ropeDim) x freqScale. */
+      readonly freqs?: readonly number[];
+      /** Multiplies cos and sin (YaRN's attention factor); default 1. */
+      readonly mscale?: number;
     }
   | { readonly op: 'kv_append'; readonly a: string; readonly b: string; readonly kv: string }
   | {

@@ -86,6 +86,14 @@ Graph parse_graph(Napi::Env env, Napi::Object spec) {
     if (has(o, "ropeDim")) n.rope_dim = get_int(o, "ropeDim", what, 1, 1 << 20);
     if (has(o, "theta")) n.theta = get_number(o, "theta", what);
     if (has(o, "freqScale")) n.freq_scale = get_number(o, "freqScale", what);
+    if (has(o, "freqs")) {
+      Napi::Array freqs = get_array(o, "freqs", what);
+      for (uint32_t k = 0; k < freqs.Length(); k++) {
+        if (!freqs.Get(k).IsNumber()) throw_invalid(env, what + ".freqs must be numbers");
+        n.rope_freqs.push_back(freqs.Get(k).As<Napi::Number>().DoubleValue());
+      }
+    }
+    if (has(o, "mscale")) n.rope_mscale = get_number(o, "mscale", what);
     if (has(o, "pairing")) {
       const std::string p = get_string(o, "pairing", what);
       if (p == "interleaved") {

@@ -1,5 +1,6 @@
 #include "graph.h"
 
+#include <cmath>
 #include <string>
 
 namespace lc {
@@ -118,6 +119,16 @@ struct NodeChecker {
           return fail("rope_dim " + std::to_string(n.rope_dim) + " must be even and at most head_dim");
         }
         if (!(n.theta > 1.0) || !(n.freq_scale > 0.0)) return fail("theta must be > 1 and freq_scale > 0");
+        if (!n.rope_freqs.empty()) {
+          if (int64_t(n.rope_freqs.size()) != n.rope_dim / 2) {
+            return fail("rope frequencies: " + std::to_string(n.rope_freqs.size()) + " given, rope_dim / 2 = " +
+                        std::to_string(n.rope_dim / 2) + " expected");
+          }
+          for (double f : n.rope_freqs) {
+            if (!(f > 0.0) || !std::isfinite(f)) return fail("rope frequencies must be finite and positive");
+          }
+        }
+        if (!(n.rope_mscale > 0.0) || !std::isfinite(n.rope_mscale)) return fail("rope mscale must be finite and positive");
         if (n.pairing != 0 && n.pairing != 1) return fail("unknown pairing");
         return Status::Ok();
       }
@@ -176,6 +187,15 @@ Status validate_graph(const Graph& g) {
   if (g.nodes.empty()) return invalid_argument("the graph has no nodes");
   for (size_t i = 0; i < g.nodes.size(); i++) LC_TRY((NodeChecker{g, i, g.nodes[i]}.check()));
   return Status::Ok();
+}
+
+std::vector<double> rope_frequencies(const Node& node) {
+  if (!node.rope_freqs.empty()) return node.rope_freqs;
+  std::vector<double> freqs(size_t(node.rope_dim / 2));
+  for (size_t p = 0; p < freqs.size(); p++) {
+    freqs[p] = std::pow(node.theta, -2.0 * double(p) / double(node.rope_dim)) * node.freq_scale;
+  }
+  return freqs;
 }
 
 std::vector<bool> buffers_after_last_row(const Graph& g) {

@@ -21,7 +21,7 @@ enum class OpKind : int32_t {
   Embed,      // out[n][dim] = table[tokens[i]]                      (weight = table)
   RmsNorm,    // out = rmsnorm(a) * weight                           (eps)
   Matmul,     // out[n][w.rows] = a[n][w.cols] . W^T                 (weight)
-  Rope,       // a rotated in place                                  (n_heads, head_dim, rope_dim, theta, freq_scale, pairing)
+  Rope,       // a rotated in place                                  (n_heads, head_dim, rope_dim, frequencies, mscale, pairing)
   KvAppend,   // cache rows pos.. = a (keys), b (values)             (kv)
   Attention,  // out = causal GQA attention of a (queries) over kv   (kv, n_heads, n_kv_heads, head_dim)
   Swiglu,     // out = silu(a) * b
@@ -61,8 +61,14 @@ struct Node {
   int64_t n_kv_heads = 0;
   int64_t head_dim = 0;
   int64_t rope_dim = 0;
+  // RoPE angle of pair p at position t: t * rope_freqs[p]. When rope_freqs is empty it is
+  // theta^(-2p / rope_dim) * freq_scale (linear scaling); scaled variants (NTK, YaRN) arrive as
+  // explicit frequencies from TypeScript. cos and sin are multiplied by rope_mscale (YaRN's
+  // attention factor; 1 otherwise).
   double theta = 10000.0;
   double freq_scale = 1.0;
+  std::vector<double> rope_freqs;
+  double rope_mscale = 1.0;
   int32_t pairing = 0;  // RopePairing
 };
 
@@ -76,6 +82,9 @@ struct Graph {
 // Checks every index, every width against its op, and every parameter (including dtype and
 // group constraints of weights). Messages name the node: "node 12 (matmul): ...".
 Status validate_graph(const Graph& graph);
+
+// The per-pair frequencies of a rope node (rope_freqs, or the ones theta and freq_scale give).
+std::vector<double> rope_frequencies(const Node& node);
 
 // Which buffers sit after a last_row op (and so need only the step's output rows).
 std::vector<bool> buffers_after_last_row(const Graph& graph);

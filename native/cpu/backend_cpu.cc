@@ -13,12 +13,14 @@ namespace lc {
 
 namespace {
 
-// A rope table per distinct (rope_dim, theta, freq_scale): [rows][rope_dim/2][cos, sin].
+// A rope table per distinct (frequencies, mscale): [rows][rope_dim/2][cos, sin], rebuilt for the
+// positions of each step.
 struct RopeTable {
-  int64_t rope_dim;
-  double theta;
-  double freq_scale;
+  std::vector<double> freqs;
+  double mscale;
   float* data;  // in the session arena
+
+  bool matches(const Node& n) const { return mscale == n.rope_mscale && freqs == rope_frequencies(n); }
 };
 
 class CpuSession final : public BackendSession {
@@ -30,13 +32,19 @@ class CpuSession final : public BackendSession {
     opts_ = opts;
     const std::vector<bool> late = buffers_after_last_row(graph_);
     // rope tables first: one per distinct config
-    for (const Node& n : graph_.nodes) {
+    rope_table_of_node_.assign(graph_.nodes.size(), -1);
+    for (size_t i = 0; i < graph_.nodes.size(); i++) {
+      const Node& n = graph_.nodes[i];
       if (n.op != OpKind::Rope) continue;
-      bool seen = false;
-      for (const RopeTable& t : rope_tables_) {
-        seen = seen || (t.rope_dim == n.rope_dim && t.theta == n.theta && t.freq_scale == n.freq_scale);
+      int found = -1;
+      for (size_t t = 0; t < rope_tables_.size() && found < 0; t++) {
+        if (rope_tables_[t].matches(n)) found = int(t);
       }
-      if (!seen) rope_tables_.push_back({n.rope_dim, n.theta, n.freq_scale, nullptr});
+      if (found < 0) {
+        rope_tables_.push_back({rope_frequencies(n), n.rope_mscale, nullptr});
+        found = int(rope_tables_.size() - 1);
+      }
+      rope_table_of_node_[i] = found;
     }
     // arena: activation buffers, rope tables, kernel scratch
     std::vector<size_t> offsets;
@@ -56,7 +64,7 @@ class CpuSession final : public BackendSession {
       buffer_capacity_[i] = late[i] ? std::min(opts.max_output_rows, opts.max_tokens) : opts.max_tokens;
       reserve(size_t(buffer_capacity_[i]) * size_t(graph_.buffers[i].width) * sizeof(float));
     }
-    for (const RopeTable& t : rope_tables_) reserve(size_t(opts.max_tokens) * size_t(t.rope_dim) * sizeof(float));
+    for (const RopeTable& t : rope_tables_) reserve(size_t(opts.max_tokens) * t.freqs.size() * 2 * sizeof(float));
     const size_t scratch_bytes = kernels_.scratch_bytes(shape);
     reserve(scratch_bytes);
     LC_TRY(arena_.allocate(total, "session activations"));
@@ -120,24 +128,15 @@ class CpuSession final : public BackendSession {
  private:
   void build_rope_tables(int64_t pos, int64_t n) {
     for (RopeTable& t : rope_tables_) {
-      const int64_t pairs = t.rope_dim / 2;
-      for (int64_t p = 0; p < pairs; p++) {
-        // angle of pair p at position q: q * freq_scale * theta^(-2p / rope_dim)
-        const double freq = std::pow(t.theta, -2.0 * double(p) / double(t.rope_dim)) * t.freq_scale;
+      const size_t pairs = t.freqs.size();
+      for (size_t p = 0; p < pairs; p++) {
         for (int64_t i = 0; i < n; i++) {
-          const double angle = double(pos + i) * freq;
-          t.data[(i * pairs + p) * 2] = float(std::cos(angle));
-          t.data[(i * pairs + p) * 2 + 1] = float(std::sin(angle));
+          const double angle = double(pos + i) * t.freqs[p];  // computed in double, stored in f32
+          t.data[(size_t(i) * pairs + p) * 2] = float(std::cos(angle) * t.mscale);
+          t.data[(size_t(i) * pairs + p) * 2 + 1] = float(std::sin(angle) * t.mscale);
         }
       }
     }
-  }
-
-  const float* rope_table_for(const Node& node) const {
-    for (const RopeTable& t : rope_tables_) {
-      if (t.rope_dim == node.rope_dim && t.theta == node.theta && t.freq_scale == node.freq_scale) return t.data;
-    }
-    return nullptr;
   }
 
   Status input_rows(size_t node_index, int buffer, int64_t* rows) const {
@@ -175,7 +174,7 @@ class CpuSession final : public BackendSession {
       case OpKind::Rope:
         LC_TRY(input_rows(index, node.a, &rows));
         k.rope(ctx_, buffers_[size_t(node.a)], rows, node.n_heads, node.head_dim, node.rope_dim,
-               RopePairing(node.pairing), rope_table_for(node));
+               RopePairing(node.pairing), rope_tables_[size_t(rope_table_of_node_[index])].data);
         return Status::Ok();  // in place: rows unchanged
       case OpKind::KvAppend: {
         int64_t vrows = 0;
@@ -235,6 +234,7 @@ class CpuSession final : public BackendSession {
   std::vector<int64_t> buffer_capacity_;
   std::vector<int64_t> rows_;
   std::vector<RopeTable> rope_tables_;
+  std::vector<int> rope_table_of_node_;
 };
 
 class CpuBackend final : public Backend {
