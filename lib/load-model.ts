@@ -1,19 +1,18 @@
 /**
  * loadModel(): file → config + tokenizer + graph → native engine with weights loaded.
  */
-import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
 
 import type { CpuKernelTier, NativeEngine } from './addon-types.js';
 import { LlamaCudaError, nativeError } from './errors.js';
-import { GgufMetadata } from './formats/gguf.js';
-import { type ModelFile, openModelFile } from './formats/model-file.js';
+import { openModelFile } from './formats/model-file.js';
 import { parameterCount } from './model/config.js';
 import { LlamaModel } from './model/llama-model.js';
 import { buildLlamaGraph } from './model/transformer.js';
 import { planWeights } from './model/weights.js';
 import { type DeviceRequest, loadAddon } from './native.js';
-import { Tokenizer } from './tokenizer/index.js';
+import type { Tokenizer } from './tokenizer/index.js';
+import { resolveTokenizer } from './tokenizer/resolve.js';
 
 export interface LoadProgress {
   readonly loadedBytes: number;
@@ -46,23 +45,6 @@ function positiveInt(name: string, v: number | undefined, max: number): void {
   }
 }
 
-async function loadTokenizerFor(file: ModelFile, explicit: string | undefined): Promise<Tokenizer> {
-  if (explicit !== undefined) {
-    return Tokenizer.fromLlama2cFile(explicit, file.config.vocabSize);
-  }
-  if (file.gguf !== undefined) {
-    return Tokenizer.fromGguf(new GgufMetadata(file.gguf.metadata, file.path), path.basename(file.path));
-  }
-  const beside = path.join(path.dirname(file.path), 'tokenizer.bin');
-  const found = await stat(beside).then(() => true, () => false);
-  if (!found) {
-    throw new LlamaCudaError(
-      'ERR_INVALID_ARG',
-      `${path.basename(file.path)} is a llama2.c checkpoint, which carries no tokenizer: pass { tokenizer: 'path/to/tokenizer.bin' } (--tokenizer on the CLI)`,
-    );
-  }
-  return Tokenizer.fromLlama2cFile(beside, file.config.vocabSize);
-}
 
 /**
  * The tokenizer of a model file without loading its weights: from GGUF metadata, or for a
@@ -70,7 +52,7 @@ async function loadTokenizerFor(file: ModelFile, explicit: string | undefined): 
  */
 export async function loadTokenizer(modelPath: string, options: { tokenizer?: string } = {}): Promise<Tokenizer> {
   const file = await openModelFile(modelPath);
-  return loadTokenizerFor(file, options.tokenizer);
+  return resolveTokenizer(file, options.tokenizer);
 }
 
 export async function loadModel(modelPath: string, options: LoadModelOptions = {}): Promise<LlamaModel> {
@@ -86,7 +68,7 @@ export async function loadModel(modelPath: string, options: LoadModelOptions = {
   const t0 = performance.now();
   const choice = loadAddon(options.device);
   const file = await openModelFile(modelPath);
-  const tokenizer = await loadTokenizerFor(file, options.tokenizer);
+  const tokenizer = await resolveTokenizer(file, options.tokenizer);
   if (tokenizer.vocabSize !== file.config.vocabSize) {
     throw new LlamaCudaError(
       'ERR_MODEL_FORMAT',
