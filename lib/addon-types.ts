@@ -1,14 +1,29 @@
-/**
+/*
  * The whole native surface of the addon, typed in one place. Nothing here is public API:
- * lib/index.ts exposes the model-level API built on it.
- * @internal
+ * lib/index.ts exposes the model-level API built on it. (A plain comment, not JSDoc: an
+ * `@internal` here would attach to the first declaration and strip it from the .d.ts.)
  */
 
 /** Storage types of weights inside the engine (native/core/dtype.h). */
 export type WeightDType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'int4';
 
-/** Tensor encodings the native loader reads from files (native/core/weight_loader.h). */
+/**
+ * Tensor encodings the native loader reads from files and keeps as they are (floats, Q8_0) or
+ * repacks exactly (Q4_0): the ones the kernels' storage mirrors and the op tests encode.
+ */
 export type LoadableType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0';
+
+/**
+ * More ggml block types the native loader reads and converts at load (native/core/ggml_blocks.h;
+ * which storage each becomes, and how exactly: the table in native/core/weight_loader.cc).
+ */
+export type ConvertedType = 'q4_1' | 'q5_0' | 'q5_1' | 'q4_k' | 'q5_k' | 'q6_k' | 'q8_k';
+
+/** Every encoding a WeightSource may name. */
+export type SourceEncoding = LoadableType | ConvertedType;
+
+/** What quantizeRows writes: GGUF Q8_0 / Q4_0 blocks (ggml's reference rules), f16 or f32 values. */
+export type QuantizeTarget = 'q8_0' | 'q4_0' | 'f16' | 'f32';
 
 export type CpuKernelTier = 'auto' | 'reference' | 'generic' | 'avx2' | 'avx512';
 
@@ -83,7 +98,7 @@ export interface EngineOptions {
 
 interface SourceBase {
   readonly weight: string;
-  readonly type: LoadableType;
+  readonly type: SourceEncoding;
   readonly nbytes: number;
 }
 export type WeightSource =
@@ -168,4 +183,10 @@ export interface Addon {
   cudaProbe(device?: number): string;
   /** Host memory bandwidth, best of `repeats` passes over `bytes` (a benchmark ceiling; blocks). */
   measureMemoryBandwidth(bytes?: number, threads?: number, repeats?: number): { readGBps: number; copyGBps: number; bytes: number; threads: number };
+  /**
+   * Converts whole blocks of `srcType` into `dstType` (blocks, or values for f16/f32): a flat
+   * run of values, so a chunk of whole rows of any tensor. Synchronous; new memory is returned.
+   * q8_0/q4_0 follow ggml's reference quantizers byte for byte; 'f32' gives ggml's dequantization.
+   */
+  quantizeRows(src: Uint8Array, srcType: SourceEncoding, dstType: QuantizeTarget): Uint8Array;
 }

@@ -9,10 +9,14 @@
 export { loadModel, loadTokenizer, type LoadModelOptions, type LoadProgress } from './load-model.js';
 export { LlamaModel, type ModelInfo, type SequenceOptions } from './model/llama-model.js';
 export { LlamaSequence, type EvaluateOptions } from './model/sequence.js';
-export type { LlamaConfig, RopePairing } from './model/config.js';
+export type { LlamaConfig, RopePairing, RopeScaling } from './model/config.js';
+export { quantizeModelFile, type QuantizeFileOptions, type QuantizeFileResult, type QuantizeFileType } from './quantize-file.js';
+export { buildLlama2ChatTokens, type ChatMessage, type ChatOptions, type ChatRole } from './chat.js';
+export { inspectModel, type InspectOptions, type ModelReport, type TensorTypeRow, type TokenizerSummary, type WeightStorage } from './inspect.js';
+export type { DeviceMemory, MemoryEstimate } from './model/memory.js';
 export type { GenerateChunk, GenerateOptions, GenerateResult, GenerateTimings, FinishReason } from './generate.js';
 export { Sampler, type SamplerOptions } from './sampler.js';
-export { Tokenizer, type EncodeOptions, type DecodeOptions, StreamingDecoder } from './tokenizer/index.js';
+export { Tokenizer, type EncodeOptions, type DecodeOptions, StreamingDecoder, loadTokenizerFile } from './tokenizer/index.js';
 export { LlamaCudaError, type ErrorCode, ERROR_CODES } from './errors.js';
 export { backendInfo, type BackendInfo } from './backend-info.js';
 export type { DeviceRequest } from './native.js';

@@ -6,10 +6,10 @@ import * as path from 'node:path';
 import type { CpuKernelTier, NativeEngine } from './addon-types.js';
 import { LlamaCudaError, nativeError } from './errors.js';
 import { openModelFile } from './formats/model-file.js';
-import { parameterCount } from './model/config.js';
+import { defaultContextLength, parameterCount } from './model/config.js';
 import { LlamaModel } from './model/llama-model.js';
 import { buildLlamaGraph } from './model/transformer.js';
-import { planWeights } from './model/weights.js';
+import { type QuantizeAtLoad, planWeights } from './model/weights.js';
 import { type DeviceRequest, loadAddon } from './native.js';
 import type { Tokenizer } from './tokenizer/index.js';
 import { resolveTokenizer } from './tokenizer/resolve.js';
@@ -24,9 +24,13 @@ export interface LoadProgress {
 export interface LoadModelOptions {
   /** Where to run: 'auto' (default: CUDA when usable, else CPU), 'cpu' or 'cuda'. */
   readonly device?: DeviceRequest;
-  /** Tokenizer file; needed for llama2.c checkpoints unless `tokenizer.bin` sits beside the model. */
+  /**
+   * Tokenizer file (tokenizer.json, tokenizer.model, a GGUF, or llama2.c tokenizer.bin); needed for
+   * llama2.c checkpoints unless a `tokenizer.bin` sits beside the model. GGUF files and Hugging Face
+   * folders carry their own.
+   */
   readonly tokenizer?: string;
-  /** KV cache positions per sequence (default: the model's context length). */
+  /** KV cache positions per sequence (default: the model's context length, at most 4096). */
   readonly contextLength?: number;
   /** Prompt tokens per native step (default 128). */
   readonly batchSize?: number;
@@ -37,6 +41,13 @@ export interface LoadModelOptions {
   readonly onProgress?: (progress: LoadProgress) => void;
   /** CPU kernel tier, for testing and benchmarks (default 'auto': the fastest this CPU has). */
   readonly cpuKernels?: CpuKernelTier;
+  /**
+   * Quantize f32/f16/bf16 matrices at load: 'int4' (group-wise min/max affine, round to
+   * nearest) or 'int8' (Q8_0). Tensors already quantized in the file stay as they are; norms stay f32.
+   */
+  readonly quantize?: QuantizeAtLoad;
+  /** int4 group size for `quantize: 'int4'` (default 32). */
+  readonly quantizeGroup?: 32 | 64 | 128;
 }
 
 function positiveInt(name: string, v: number | undefined, max: number): void {
@@ -75,9 +86,12 @@ export async function loadModel(modelPath: string, options: LoadModelOptions = {
       `the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${file.config.vocabSize}`,
     );
   }
-  const plan = planWeights(file.config, file.tensors, path.basename(file.path));
-  const spec = buildLlamaGraph(file.config, plan);
-  const contextLength = options.contextLength ?? file.config.contextLength;
+  const plan = planWeights(file.config, file.tensors, path.basename(file.path), {
+    ...(options.quantize !== undefined ? { quantize: options.quantize } : {}),
+    ...(options.quantizeGroup !== undefined ? { quantizeGroup: options.quantizeGroup } : {}),
+  });
+  const contextLength = options.contextLength ?? defaultContextLength(file.config);
+  const spec = buildLlamaGraph(file.config, plan, { contextLength });
   const batchSize = Math.min(options.batchSize ?? 128, contextLength);
 
   const site = new Error();

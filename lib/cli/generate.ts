@@ -14,7 +14,7 @@ import { progressBar } from './progress.js';
 
 export const generateOptions: OptionSpecs = {
   model: { type: 'string', value: 'F', description: 'model file (GGUF or llama2.c .bin)' },
-  tokenizer: { type: 'string', value: 'F', description: 'tokenizer file (llama2.c tokenizer.bin) for .bin models' },
+  tokenizer: { type: 'string', value: 'F', description: 'tokenizer file (tokenizer.json, tokenizer.model, GGUF or llama2.c tokenizer.bin); needed for .bin models' },
   prompt: { type: 'string', value: 'TEXT', description: 'the prompt (BOS is prepended)' },
   'max-tokens': { type: 'number', description: 'most tokens to generate (default 256)' },
   temperature: { type: 'number', value: 'T', description: 'sampling temperature; 0 = greedy (default 0.8)' },

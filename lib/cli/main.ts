@@ -8,13 +8,19 @@ import * as path from 'node:path';
 import { LlamaCudaError } from '../errors.js';
 import { packageRoot } from '../package-root.cjs';
 import { UsageError } from './args.js';
+import { chatUsage, runChat } from './chat.js';
 import { generateUsage, runGenerate } from './generate.js';
+import { inspectUsage, runInspect } from './inspect.js';
+import { quantizeUsage, runQuantize } from './quantize.js';
 import { runSynth, synthUsage } from './synth.js';
 import { runTokenize, tokenizeUsage } from './tokenize.js';
 
 const COMMANDS: Readonly<Record<string, { run: (argv: readonly string[]) => Promise<number>; summary: string; usage: string }>> = {
   generate: { run: runGenerate, summary: 'generate text from a prompt', usage: generateUsage },
+  chat: { run: runChat, summary: 'chat with a Llama 2 chat model (one user turn per line of stdin)', usage: chatUsage },
+  inspect: { run: runInspect, summary: 'describe a model file and the memory it needs, without loading it', usage: inspectUsage },
   tokenize: { run: runTokenize, summary: 'print the token ids of a text', usage: tokenizeUsage },
+  quantize: { run: runQuantize, summary: 'write a Q4_0 or Q8_0 GGUF from any model file this library reads', usage: quantizeUsage },
   synth: { run: runSynth, summary: 'write a GGUF with random weights in a real model shape (for benchmarks)', usage: synthUsage },
 };
 

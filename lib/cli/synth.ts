@@ -3,15 +3,13 @@
  *   [--layers N] --out F.gguf --tokenizer F [--seed S]
  *
  * Writes a GGUF with random weights in the preset's exact shapes and the vocabulary of the
- * named tokenizer file (a GGUF carrying tokenizer metadata, or a llama2.c tokenizer.bin with the
- * 32000-token Llama 2 vocabulary).
+ * named tokenizer file (tokenizer.json, tokenizer.model, a GGUF carrying tokenizer metadata, or a
+ * llama2.c tokenizer.bin with the 32000-token Llama 2 vocabulary).
  */
 import { stat } from 'node:fs/promises';
 
-import { readMagic } from '../formats/file-io.js';
-import { GGUF_MAGIC, GgufMetadata, readGguf } from '../formats/gguf.js';
 import { SYNTH_PRESETS, type SynthPreset, type SynthType, synthesizeModel } from '../synth.js';
-import { Tokenizer } from '../tokenizer/index.js';
+import { type Tokenizer, loadTokenizerFile } from '../tokenizer/index.js';
 import { type OptionSpecs, UsageError, helpText, optBool, optInt, optString, parseArgs } from './args.js';
 
 export const synthOptions: OptionSpecs = {
@@ -26,13 +24,9 @@ export const synthOptions: OptionSpecs = {
 
 export const synthUsage = 'usage: llama-cuda synth --preset P --type T [--layers N] --out F.gguf --tokenizer F';
 
-/** A tokenizer from a GGUF's metadata or from a llama2.c tokenizer.bin (Llama 2's 32000 pieces). */
+/** The vocabulary source: any tokenizer file; a llama2.c tokenizer.bin is read as Llama 2's 32000 pieces. */
 export async function tokenizerFromFile(file: string): Promise<Tokenizer> {
-  if ((await readMagic(file)) === GGUF_MAGIC) {
-    const g = await readGguf(file);
-    return Tokenizer.fromGguf(new GgufMetadata(g.metadata, g.path), file);
-  }
-  return Tokenizer.fromLlama2cFile(file, 32000);
+  return loadTokenizerFile(file, 32000);
 }
 
 export async function runSynth(argv: readonly string[]): Promise<number> {

@@ -13,7 +13,7 @@ import { type OptionSpecs, UsageError, helpText, optBool, optString, parseArgs }
 
 export const tokenizeOptions: OptionSpecs = {
   model: { type: 'string', value: 'F', description: 'model file (its tokenizer is used; weights are not loaded)' },
-  tokenizer: { type: 'string', value: 'F', description: 'tokenizer file (llama2.c tokenizer.bin) for .bin models' },
+  tokenizer: { type: 'string', value: 'F', description: 'tokenizer file (tokenizer.json, tokenizer.model, GGUF or llama2.c tokenizer.bin); needed for .bin models' },
   jsonl: { type: 'boolean', description: 'read {"text": ...} lines from stdin, write {"ids": [...]} lines' },
   'no-bos': { type: 'boolean', description: 'do not prepend BOS' },
   'parse-special': { type: 'boolean', description: 'recognize <s> and </s> in the text as control tokens' },

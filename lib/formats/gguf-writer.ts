@@ -89,7 +89,10 @@ export function encodeGgufHeader(
   tensors: readonly Omit<GgufTensorToWrite, 'data'>[],
 ): { header: Uint8Array; offsets: number[]; sizes: number[]; alignment: number } {
   const alignValue = metadata.get('general.alignment')?.value;
-  const alignment = typeof alignValue === 'number' ? alignValue : GGUF_DEFAULT_ALIGNMENT;
+  const alignment = alignValue === undefined ? GGUF_DEFAULT_ALIGNMENT : Number(alignValue);
+  if (!Number.isInteger(alignment) || alignment <= 0 || (alignment & (alignment - 1)) !== 0) {
+    throw new LlamaCudaError('ERR_INVALID_ARG', `general.alignment ${String(alignValue)} is not a power of two`);
+  }
   const w = new ByteWriter();
   w.u32(GGUF_MAGIC);
   w.u32(3);

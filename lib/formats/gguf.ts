@@ -122,7 +122,8 @@ class Cursor {
   /** Copies n elements of a fixed-size type into an aligned typed array. */
   typed<T>(n: number, elemBytes: number, what: string, make: (buf: ArrayBuffer) => T): T {
     this.need(n * elemBytes, what);
-    const copy = this.bytes.slice(this.pos, this.pos + n * elemBytes);
+    // Uint8Array.prototype.slice copies even when bytes is a Buffer (whose own slice() is a view)
+    const copy = Uint8Array.prototype.slice.call(this.bytes, this.pos, this.pos + n * elemBytes);
     this.pos += n * elemBytes;
     return make(copy.buffer);
   }

@@ -4,6 +4,7 @@
  * own KV cache over the same weights.
  */
 import type { NativeEngine } from '../addon-types.js';
+import { type ChatMessage, type ChatOptions, chat } from '../chat.js';
 import { LlamaCudaError, nativeError } from '../errors.js';
 import { type GenerateChunk, type GenerateOptions, type GenerateResult, generate } from '../generate.js';
 import type { Tokenizer } from '../tokenizer/index.js';
@@ -12,7 +13,7 @@ import { LlamaSequence } from './sequence.js';
 
 export interface ModelInfo {
   readonly path: string;
-  readonly format: 'gguf' | 'llama2c';
+  readonly format: 'gguf' | 'llama2c' | 'hf';
   readonly name: string;
   readonly parameters: number;
   /** Bytes the weights take in the engine. */
@@ -120,6 +121,18 @@ export class LlamaModel {
   generate(prompt: string | readonly number[], options: GenerateOptions = {}): AsyncGenerator<GenerateChunk, GenerateResult, undefined> {
     this.checkUsable();
     return generate({ tokenizer: this.tokenizer, sequence: this.sequence() }, prompt, options);
+  }
+
+  /**
+   * Streams the assistant's reply to a Llama 2 chat dialog ([system], user, assistant, ...,
+   * user), with the prompt built exactly as Meta's chat_completion builds it (see lib/chat.ts).
+   * Pass the whole history each turn: the part the KV cache already holds is not recomputed.
+   * The text is the reply as decode() gives it (no leading space). Same chunks and result as
+   * generate().
+   */
+  chat(messages: readonly ChatMessage[], options: ChatOptions = {}): AsyncGenerator<GenerateChunk, GenerateResult, undefined> {
+    this.checkUsable();
+    return chat({ tokenizer: this.tokenizer, sequence: this.sequence() }, messages, options);
   }
 
   /** Runs generate() to the end and returns the whole result. */

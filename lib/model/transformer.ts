@@ -19,12 +19,21 @@
  */
 import type { BufferSpec, GraphSpec, KvCacheSpec, NodeSpec } from '../addon-types.js';
 import { type LlamaConfig, kvDim } from './config.js';
+import { ropeNodeFields } from './rope-scaling.js';
 import type { WeightPlan } from './weights.js';
 
 /** Names of the graph's external buffers. */
 export const LOGITS_BUFFER = 'logits';
 
-export function buildLlamaGraph(config: LlamaConfig, weights: WeightPlan): GraphSpec {
+export interface GraphOptions {
+  /**
+   * KV cache positions of the sessions this graph will run (default: the model's context
+   * length). RoPE scaling that depends on it (dynamic NTK) is computed from it.
+   */
+  readonly contextLength?: number;
+}
+
+export function buildLlamaGraph(config: LlamaConfig, weights: WeightPlan, options: GraphOptions = {}): GraphSpec {
   const { dim, hiddenDim, vocabSize, nHeads, nKvHeads, headDim } = config;
   const qDim = nHeads * headDim;
   const buffers: BufferSpec[] = [
@@ -42,7 +51,8 @@ export function buildLlamaGraph(config: LlamaConfig, weights: WeightPlan): Graph
     { name: LOGITS_BUFFER, width: vocabSize },
   ];
   const kvCaches: KvCacheSpec[] = [];
-  const rope = { nHeads, headDim, ropeDim: config.ropeDim, theta: config.ropeTheta, freqScale: config.ropeFreqScale, pairing: config.ropePairing };
+  // frequencies (and YaRN's mscale) of the config's RoPE scaling for this context length
+  const rope = { nHeads, headDim, ropeDim: config.ropeDim, pairing: config.ropePairing, ...ropeNodeFields(config, options.contextLength) };
   const eps = config.normEps;
 
   const nodes: NodeSpec[] = [{ op: 'embed', out: 'x', weight: weights.embedding }];

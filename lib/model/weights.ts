@@ -2,10 +2,19 @@
  * Which tensors a Llama model needs, what shape each must have, and how each is stored in the
  * engine: the plan handed to native code (specs) and where to read each tensor (sources).
  *
- * Storage follows the file: f32, f16, bf16 and Q8_0 stay as they are; Q4_0 is repacked
- * (exactly) into int4 group-affine with groups of 32; norm vectors are kept in f32.
+ * Storage follows the file (STORAGE below; native/core/weight_loader.cc converts, and its table
+ * says which conversions are exact): f32, f16, bf16 and Q8_0 stay as they are; the 4-bit types
+ * (Q4_0, Q4_1, Q4_K) become int4 group-affine with groups of 32; the 5-, 6- and 8-bit block
+ * types become Q8_0. Norm vectors are kept in f32.
+ *
+ * Quantize at load (`quantize: 'int4' | 'int8'`): 2-D float weights (f32, f16, bf16) are
+ * stored as int4 (groups of `quantizeGroup`, min/max affine, round to nearest) or Q8_0 instead,
+ * the token embedding included (as llama.cpp's quantizer does: the lookup reads one row per
+ * token, so the table costs memory, not bandwidth; its rows are quantized like any other).
+ * Tensors already quantized in the file stay as they are; a matrix whose rows do not fill the
+ * groups keeps its float type.
  */
-import type { LoadableType, WeightDType, WeightSource, WeightSpec } from '../addon-types.js';
+import type { SourceEncoding, WeightDType, WeightSource, WeightSpec } from '../addon-types.js';
 import { LlamaCudaError } from '../errors.js';
 import type { SourceType, TensorInfo } from '../formats/tensor-info.js';
 import { type LlamaConfig, kvDim } from './config.js';
@@ -36,17 +45,61 @@ export interface WeightPlan {
   readonly totalBytes: number;
 }
 
-const STORAGE: Partial<Record<SourceType, { dtype: WeightDType; group?: number }>> = {
+interface Storage {
+  readonly dtype: WeightDType;
+  readonly group?: number;
+}
+
+/** The engine storage of each source type the native loader reads (exactness: weight_loader.cc). */
+const STORAGE: Readonly<Partial<Record<SourceType, Storage>>> = {
   f32: { dtype: 'f32' },
   f16: { dtype: 'f16' },
   bf16: { dtype: 'bf16' },
   q8_0: { dtype: 'q8_0' },
-  q4_0: { dtype: 'int4', group: 32 },
+  q4_0: { dtype: 'int4', group: 32 }, // exact
+  q4_1: { dtype: 'int4', group: 32 }, // exact
+  q4_k: { dtype: 'int4', group: 32 }, // sub-block scale and min rounded to f16
+  q5_0: { dtype: 'q8_0' }, // exact
+  q5_1: { dtype: 'q8_0' }, // re-quantized from the exact values
+  q5_k: { dtype: 'q8_0' },
+  q6_k: { dtype: 'q8_0' },
+  q8_k: { dtype: 'q8_0' },
 };
-const LOADABLE: readonly SourceType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
+const LOADABLE = Object.keys(STORAGE) as readonly SourceType[];
 const FLOAT_TYPES: readonly SourceType[] = ['f32', 'f16', 'bf16'];
 
-export function planWeights(config: LlamaConfig, tensors: readonly TensorInfo[], source: string): WeightPlan {
+export type QuantizeAtLoad = 'int4' | 'int8';
+
+export interface PlanOptions {
+  /** Store 2-D float weights as int4 or Q8_0 (see the file comment). */
+  readonly quantize?: QuantizeAtLoad;
+  /** int4 group size (default 32). */
+  readonly quantizeGroup?: 32 | 64 | 128;
+}
+
+function checkPlanOptions(options: PlanOptions): void {
+  const { quantize, quantizeGroup } = options;
+  if (quantize !== undefined && quantize !== 'int4' && quantize !== 'int8') {
+    throw new LlamaCudaError('ERR_INVALID_ARG', `quantize must be 'int4' or 'int8', got ${String(quantize)}`);
+  }
+  if (quantizeGroup !== undefined) {
+    if (quantizeGroup !== 32 && quantizeGroup !== 64 && quantizeGroup !== 128) {
+      throw new LlamaCudaError('ERR_INVALID_ARG', `quantizeGroup must be 32, 64 or 128, got ${String(quantizeGroup)}`);
+    }
+    if (quantize !== 'int4') throw new LlamaCudaError('ERR_INVALID_ARG', "quantizeGroup applies only to quantize: 'int4'");
+  }
+}
+
+/** The quantized storage of a float matrix with rows of `cols` values, or undefined to keep it. */
+function quantizedStorage(options: PlanOptions, type: SourceType, cols: number): Storage | undefined {
+  if (options.quantize === undefined || !FLOAT_TYPES.includes(type)) return undefined;
+  if (options.quantize === 'int8') return cols % 32 === 0 ? { dtype: 'q8_0' } : undefined;
+  const group = options.quantizeGroup ?? 32;
+  return cols % group === 0 ? { dtype: 'int4', group } : undefined;
+}
+
+export function planWeights(config: LlamaConfig, tensors: readonly TensorInfo[], source: string, options: PlanOptions = {}): WeightPlan {
+  checkPlanOptions(options);
   const byName = new Map(tensors.map((t) => [t.name, t]));
   const specs: WeightSpec[] = [];
   const sources: WeightSource[] = [];
@@ -68,11 +121,11 @@ export function planWeights(config: LlamaConfig, tensors: readonly TensorInfo[],
     if (kind === 'vector' && !FLOAT_TYPES.includes(t.type)) {
       throw new LlamaCudaError('ERR_MODEL_FORMAT', `${source}: norm tensor "${name}" is ${t.type}; expected a float type`);
     }
-    const storage = kind === 'vector' ? { dtype: 'f32' as const } : STORAGE[t.type]!;
     const rows = kind === 'vector' ? 1 : shape[0]!;
     const cols = kind === 'vector' ? shape[0]! : shape[1]!;
+    const storage: Storage = kind === 'vector' ? { dtype: 'f32' } : (quantizedStorage(options, t.type, cols) ?? STORAGE[t.type]!);
     specs.push({ name, dtype: storage.dtype, shape: [rows, cols], ...(storage.group !== undefined ? { group: storage.group } : {}) });
-    sources.push({ weight: name, type: t.type as LoadableType, nbytes: t.nbytes, file: t.file, offset: t.offset });
+    sources.push({ weight: name, type: t.type as SourceEncoding, nbytes: t.nbytes, file: t.file, offset: t.offset });
     totalBytes += t.nbytes;
     return name;
   };

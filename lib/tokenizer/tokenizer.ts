@@ -1,6 +1,7 @@
 /**
- * The Llama tokenizer: one vocabulary (from GGUF metadata or a llama2.c tokenizer.bin) with
- * SentencePiece-compatible encode and decode.
+ * The Llama tokenizer: one vocabulary (from GGUF metadata, a SentencePiece tokenizer.model, a
+ * Hugging Face tokenizer.json or a llama2.c tokenizer.bin) with SentencePiece-compatible encode
+ * and decode. loadTokenizerFile() (load.ts) picks the format of a file by its content.
  */
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -11,6 +12,8 @@ import { type EncodeOptions, encode } from './bpe.js';
 import { type DecodeOptions, StreamingDecoder, decode } from './decode.js';
 import { vocabFromGguf } from './from-gguf.js';
 import { vocabFromLlama2c } from './from-llama2c.js';
+import { vocabFromSentencePiece } from './from-sentencepiece.js';
+import { vocabFromTokenizerJson } from './from-tokenizer-json.js';
 import { TokenType, Vocab, type VocabSpec } from './vocab.js';
 
 export class Tokenizer {
@@ -33,6 +36,24 @@ export class Tokenizer {
   /** From the bytes of a llama2.c tokenizer.bin; `vocabSize` is the model header's. */
   static fromLlama2c(bytes: Uint8Array, vocabSize: number, source?: string): Tokenizer {
     return new Tokenizer(vocabFromLlama2c(bytes, vocabSize, source));
+  }
+
+  /**
+   * From the bytes of a SentencePiece `tokenizer.model` (a serialized ModelProto). Only what the
+   * encoder reproduces exactly is accepted: a BPE model with the identity normalizer; anything
+   * else is ERR_UNSUPPORTED naming the setting.
+   */
+  static fromSentencePiece(bytes: Uint8Array, source?: string): Tokenizer {
+    return new Tokenizer(vocabFromSentencePiece(bytes, source));
+  }
+
+  /**
+   * From a Hugging Face `tokenizer.json` (its text, or the parsed object) of a Llama-style BPE:
+   * merge ranks become piece priorities for the same encoder. See from-tokenizer-json.ts for
+   * what is accepted.
+   */
+  static fromTokenizerJson(json: string | object, source?: string): Tokenizer {
+    return new Tokenizer(vocabFromTokenizerJson(json, source));
   }
 
   static async fromLlama2cFile(file: string, vocabSize: number): Promise<Tokenizer> {

@@ -8,6 +8,7 @@
 #include "core/membench.h"
 #include "cpu/kernels.h"
 #include "engine_wrap.h"
+#include "quantize_binding.h"
 #include "session_wrap.h"
 
 #ifdef LC_WITH_CUDA
@@ -126,6 +127,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("backendInfo", Napi::Function::New<JS_backendInfo>(env, "backendInfo"));
   exports.Set("cudaProbe", Napi::Function::New<JS_cudaProbe>(env, "cudaProbe"));
   exports.Set("measureMemoryBandwidth", Napi::Function::New<JS_measureMemoryBandwidth>(env, "measureMemoryBandwidth"));
+  exports.Set("quantizeRows", Napi::Function::New<JS_quantizeRows>(env, "quantizeRows"));
   return exports;
 }
 

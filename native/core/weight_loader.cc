@@ -1,3 +1,27 @@
+// Source type -> engine storage (lib/model/weights.ts picks the storage; this file converts):
+//
+//   source          storage          how                                            exact?
+//   f32/f16/bf16    the same         copied                                         yes
+//   f32/f16/bf16    other / q8_0 /   decoded to f32, encoded by quantize.cc         rounding of the encoder
+//                   int4             (quantize at load; round to nearest)
+//   Q8_0            Q8_0             codes and scales regrouped                     yes
+//   Q4_0            INT4 g32         scale = d, min = -8·d (-8·d is exact in f16;   yes
+//                                    an overflowing one is an error)
+//   Q4_1            INT4 g32         scale = d, min = m, same nibble order          yes
+//   Q5_0            Q8_0             codes (nib | hbit<<4) - 16 in -16..15, scale d  yes
+//   Q4_K            INT4 g32         per 32-weight sub-block k: scale = f16(d·sc_k), no: each parameter is
+//                                    min = f16(-(dmin·m_k)), the products in f32     rounded once to f16
+//                                    as ggml forms them; codes regrouped            (relative error <= 2^-11)
+//   Q5_1, Q5_K,     Q8_0             decoded to ggml's exact f32 values, then each  no: see below
+//   Q6_K, Q8_K                       32-block re-quantized (quantize_row_q8_0)
+//
+// Why re-quantizing into Q8_0 adds little: Q8_0 spends 255 levels on each 32-weight block
+// (step absmax/127, recomputed per block of 32), while Q5_1/Q5_K spend 32 levels (step about
+// range/31) and Q6_K 64 (step about absmax/32, per 16) on the same or a larger span. The added
+// rounding error (at most half a Q8_0 step) is therefore a fraction of the source's own, and
+// adds in variance. Measured (test/formats/ggml-blocks.test.ts): rms(added) / rms(source's own
+// quantization error) = 0.29 for ggml's Q6_K test blocks, 0.14 for Q5_1 on Gaussian weights;
+// 0.75 for Q8_K, which has Q8_0's own precision (the result stays at int8 level).
 #include "weight_loader.h"
 
 #include <fcntl.h>
@@ -21,22 +45,6 @@ namespace {
 
 constexpr size_t kChunkBytes = size_t(8) << 20;  // source bytes read per chunk
 
-struct SrcLayout {
-  int64_t block_elems;
-  int64_t block_bytes;
-};
-
-SrcLayout src_layout(SrcType t) {
-  switch (t) {
-    case SrcType::F32: return {1, 4};
-    case SrcType::F16:
-    case SrcType::BF16: return {1, 2};
-    case SrcType::Q8_0: return {32, 34};
-    case SrcType::Q4_0: return {32, 18};
-  }
-  return {1, 1};
-}
-
 // Bytes per row in the two planar regions of a weight (aux is 0 for plain types).
 struct RowBytes {
   size_t main;
@@ -54,46 +62,91 @@ RowBytes row_bytes(const Weight& w) {
   return {0, 0};
 }
 
-// One source row -> f32.
-void decode_src_row(float* out, const uint8_t* src, SrcType t, int64_t cols) {
-  switch (t) {
-    case SrcType::F32: std::memcpy(out, src, size_t(cols) * 4); break;
-    case SrcType::F16:
-      for (int64_t c = 0; c < cols; c++) {
-        uint16_t h;
-        std::memcpy(&h, src + 2 * c, 2);
-        out[c] = f16_to_f32(h);
-      }
-      break;
-    case SrcType::BF16:
-      for (int64_t c = 0; c < cols; c++) {
-        uint16_t h;
-        std::memcpy(&h, src + 2 * c, 2);
-        out[c] = bf16_to_f32(h);
-      }
-      break;
-    case SrcType::Q8_0:
-      for (int64_t b = 0; b < cols / 32; b++) {
-        const uint8_t* blk = src + b * 34;
-        uint16_t d16;
-        std::memcpy(&d16, blk, 2);
-        const float d = f16_to_f32(d16);
-        for (int j = 0; j < 32; j++) out[b * 32 + j] = float(int8_t(blk[2 + j])) * d;
-      }
-      break;
-    case SrcType::Q4_0:
-      for (int64_t b = 0; b < cols / 32; b++) {
-        const uint8_t* blk = src + b * 18;
-        uint16_t d16;
-        std::memcpy(&d16, blk, 2);
-        const float d = f16_to_f32(d16);
-        for (int j = 0; j < 16; j++) {
-          out[b * 32 + j] = float((blk[2 + j] & 0x0F) - 8) * d;
-          out[b * 32 + j + 16] = float((blk[2 + j] >> 4) - 8) * d;
-        }
-      }
-      break;
+bool is_int4_repack(SrcType t) { return t == SrcType::Q4_0 || t == SrcType::Q4_1 || t == SrcType::Q4_K; }
+
+Status param_overflow(const std::string& name, SrcType st, float v) {
+  return model_format("tensor \"" + name + "\": " + src_type_name(st) + " parameter " + std::to_string(v) +
+                      " does not fit the f16 parameters of int4 storage");
+}
+
+// One 32-block's {scale, min} as f16; fails when a finite value overflows f16.
+bool put_int4_params(uint8_t* a, float scale, float min) {
+  const uint16_t s16 = f32_to_f16(scale), m16 = f32_to_f16(min);
+  if (std::isinf(f16_to_f32(s16)) != std::isinf(scale) || std::isinf(f16_to_f32(m16)) != std::isinf(min)) return false;
+  std::memcpy(a, &s16, 2);
+  std::memcpy(a + 2, &m16, 2);
+  return true;
+}
+
+// Exact or near-exact repacks of one row: 4-bit sources into INT4 g32, Q8_0/Q5_0 into Q8_0.
+// Returns false when the pair has no such path (then the row goes through f32); a repack that
+// cannot be done sets *status.
+bool repack_row(uint8_t* m, uint8_t* a, const uint8_t* s, SrcType st, const Weight& w, Status* status,
+                const std::string& name) {
+  const int64_t cols = w.cols;
+  if (w.dtype == DType::Q8_0 && st == SrcType::Q8_0) {
+    for (int64_t b = 0; b < cols / 32; b++) {
+      std::memcpy(a + 2 * b, s + 34 * b, 2);
+      std::memcpy(m + 32 * b, s + 34 * b + 2, 32);
+    }
+    return true;
   }
+  if (w.dtype == DType::Q8_0 && st == SrcType::Q5_0) {
+    for (int64_t b = 0; b < cols / 32; b++) {
+      const uint8_t* blk = s + 22 * b;
+      uint32_t qh;
+      std::memcpy(&qh, blk + 2, 4);
+      std::memcpy(a + 2 * b, blk, 2);
+      for (int j = 0; j < 32; j++) {
+        const int nib = j < 16 ? (blk[6 + j] & 0x0F) : (blk[6 + j - 16] >> 4);
+        m[32 * b + j] = uint8_t(int8_t((nib | int((qh >> j) & 1u) << 4) - 16));
+      }
+    }
+    return true;
+  }
+  if (w.dtype != DType::INT4 || w.group != 32 || !is_int4_repack(st)) return false;
+  if (st == SrcType::Q4_0 || st == SrcType::Q4_1) {
+    const int64_t bb = st == SrcType::Q4_0 ? 18 : 20;
+    for (int64_t b = 0; b < cols / 32; b++) {
+      const uint8_t* blk = s + bb * b;
+      const float d = f16_to_f32(uint16_t(blk[0] | blk[1] << 8));
+      if (st == SrcType::Q4_0) {
+        const float min = -8.0f * d;
+        if (!put_int4_params(a + 4 * b, d, min) || f16_to_f32(f32_to_f16(min)) != min) {
+          *status = model_format("tensor \"" + name + "\": Q4_0 scale " + std::to_string(d) +
+                                 " cannot be repacked exactly (its -8x offset overflows f16)");
+          return true;
+        }
+      } else {
+        std::memcpy(a + 4 * b, blk, 4);  // {d, m}: already {scale, min} in f16
+      }
+      std::memcpy(m + 16 * b, blk + bb - 16, 16);
+    }
+    return true;
+  }
+  // Q4_K: 8 sub-blocks of 32 per super-block; sub-block k's codes are the low (k even) or high
+  // (k odd) nibbles of the 32 bytes q[32·(k/2) ..]; INT4 g32 wants weight j and j+16 in one byte.
+  for (int64_t sb = 0; sb < cols / 256; sb++) {
+    const uint8_t* blk = s + 144 * sb;
+    const float d = f16_to_f32(uint16_t(blk[0] | blk[1] << 8));
+    const float dmin = f16_to_f32(uint16_t(blk[2] | blk[3] << 8));
+    for (int k = 0; k < 8; k++) {
+      uint8_t sc, mn;
+      k_scale_min(blk + 4, k, &sc, &mn);
+      const float scale = d * float(sc), min = -(dmin * float(mn));
+      const int64_t g = sb * 8 + k;
+      if (!put_int4_params(a + 4 * g, scale, min)) {
+        *status = param_overflow(name, st, std::isinf(f16_to_f32(f32_to_f16(scale))) ? scale : min);
+        return true;
+      }
+      const uint8_t* q = blk + 16 + 32 * (k / 2);
+      const int shift = (k % 2) * 4;
+      for (int j = 0; j < 16; j++) {
+        m[16 * g + j] = uint8_t(((q[j] >> shift) & 0x0F) | (((q[j + 16] >> shift) & 0x0F) << 4));
+      }
+    }
+  }
+  return true;
 }
 
 // Converts `rows` source rows into the destination rows' main/aux regions.
@@ -101,37 +154,19 @@ Status convert_rows(uint8_t* main, uint8_t* aux, const uint8_t* src, SrcType st,
                     std::vector<float>& tmp, const std::string& name) {
   const int64_t cols = w.cols;
   const size_t src_row = size_t(src_bytes(st, 1, cols));
+  const BlockLayout layout = src_layout(st);
   const RowBytes rb = row_bytes(w);
   for (int64_t r = 0; r < rows; r++) {
     const uint8_t* s = src + size_t(r) * src_row;
     uint8_t* m = main + size_t(r) * rb.main;
     uint8_t* a = aux + size_t(r) * rb.aux;
-    // bit-exact regroupings first
-    if (st == SrcType::Q8_0 && w.dtype == DType::Q8_0) {
-      for (int64_t b = 0; b < cols / 32; b++) {
-        std::memcpy(a + 2 * b, s + 34 * b, 2);
-        std::memcpy(m + 32 * b, s + 34 * b + 2, 32);
-      }
-      continue;
-    }
-    if (st == SrcType::Q4_0 && w.dtype == DType::INT4 && w.group == 32) {
-      for (int64_t b = 0; b < cols / 32; b++) {
-        uint16_t d16;
-        std::memcpy(&d16, s + 18 * b, 2);
-        const float min = -8.0f * f16_to_f32(d16);
-        const uint16_t min16 = f32_to_f16(min);
-        if (f16_to_f32(min16) != min) {
-          return model_format("tensor \"" + name + "\": Q4_0 scale " + std::to_string(f16_to_f32(d16)) +
-                              " cannot be repacked exactly (its -8x offset overflows f16)");
-        }
-        std::memcpy(a + 4 * b, &d16, 2);
-        std::memcpy(a + 4 * b + 2, &min16, 2);
-        std::memcpy(m + 16 * b, s + 18 * b + 2, 16);
-      }
+    Status status;
+    if (repack_row(m, a, s, st, w, &status, name)) {
+      LC_TRY(status);
       continue;
     }
     float* x = tmp.data();
-    decode_src_row(x, s, st, cols);
+    dequantize_blocks(x, s, st, cols / layout.elems);
     switch (w.dtype) {
       case DType::F32: std::memcpy(m, x, size_t(cols) * 4); break;
       case DType::F16:
@@ -194,40 +229,20 @@ class FileReader {
 
 }  // namespace
 
-bool src_type_from_name(const std::string& name, SrcType* out) {
-  for (SrcType t : {SrcType::F32, SrcType::F16, SrcType::BF16, SrcType::Q8_0, SrcType::Q4_0}) {
-    if (name == src_type_name(t)) {
-      *out = t;
-      return true;
-    }
-  }
-  return false;
-}
-
-const char* src_type_name(SrcType t) {
-  switch (t) {
-    case SrcType::F32: return "f32";
-    case SrcType::F16: return "f16";
-    case SrcType::BF16: return "bf16";
-    case SrcType::Q8_0: return "q8_0";
-    case SrcType::Q4_0: return "q4_0";
-  }
-  return "?";
-}
-
 uint64_t src_bytes(SrcType t, int64_t rows, int64_t cols) {
-  const SrcLayout l = src_layout(t);
-  if (cols % l.block_elems != 0) return 0;
-  return uint64_t(rows) * uint64_t(cols / l.block_elems) * uint64_t(l.block_bytes);
+  const BlockLayout l = src_layout(t);
+  if (cols % l.elems != 0) return 0;
+  return uint64_t(rows) * uint64_t(cols / l.elems) * uint64_t(l.bytes);
 }
 
 Status check_conversion(SrcType src, const Weight& dst, const std::string& name) {
   if (src_bytes(src, 1, dst.cols) == 0) {
     return model_format("tensor \"" + name + "\": " + std::to_string(dst.cols) + " columns do not fit " +
-                        src_type_name(src) + " blocks of 32");
+                        src_type_name(src) + " blocks of " + std::to_string(src_layout(src).elems));
   }
-  if (src == SrcType::Q4_0 && dst.dtype == DType::INT4 && dst.group != 32) {
-    return invalid_argument("tensor \"" + name + "\": q4_0 repacks exactly only into int4 groups of 32");
+  if (is_int4_repack(src) && dst.dtype == DType::INT4 && dst.group != 32) {
+    return invalid_argument("tensor \"" + name + "\": " + src_type_name(src) +
+                            " repacks into int4 only with groups of 32 (its own sub-blocks)");
   }
   return Status::Ok();
 }

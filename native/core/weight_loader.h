@@ -1,7 +1,7 @@
 // Reads weight bytes from model files (or from memory) and converts them into the storage
 // layout of their Weight (dtype.h), a chunk of rows at a time: no whole-file buffer, no second
-// copy of the weights. Bit-exact paths: same type -> same type, GGUF Q8_0 -> Q8_0 planar,
-// GGUF Q4_0 -> INT4 (group 32). Other pairs go through f32 (dequantize, then encode).
+// copy of the weights. Which source type becomes which storage type, and how exactly: the
+// table at the top of weight_loader.cc. Source encodings and their decoders: ggml_blocks.h.
 #pragma once
 
 #include <cstddef>
@@ -9,16 +9,11 @@
 #include <functional>
 #include <string>
 
+#include "ggml_blocks.h"
 #include "status.h"
 #include "tensor.h"
 
 namespace lc {
-
-// Source encodings (GGUF ggml types; safetensors/llama2.c produce f32/f16/bf16).
-enum class SrcType : int32_t { F32, F16, BF16, Q8_0, Q4_0 };
-
-bool src_type_from_name(const std::string& name, SrcType* out);
-const char* src_type_name(SrcType t);
 
 struct WeightSource {
   SrcType type = SrcType::F32;

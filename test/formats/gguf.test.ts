@@ -190,6 +190,16 @@ describeWithShared(
       expect(new Set(g.tensors.map((t) => t.type))).toEqual(new Set(['f32']));
     });
 
+    it('parses a Node Buffer as well as a Uint8Array (typed arrays are copied out, not viewed)', async () => {
+      const file = sharedPath('models/stories260K/stories260K.gguf');
+      const buffer = readFileSync(file); // may be a view into Node's shared pool
+      const fromBuffer = parseGgufHeader(buffer, buffer.length, file);
+      const fromFile = await readGguf(file);
+      const scores = (g: typeof fromFile): number[] => Array.from(g.metadata.get('tokenizer.ggml.scores')!.value as Float32Array);
+      expect(scores(fromBuffer)).toEqual(scores(fromFile));
+      expect(scores(fromBuffer).length).toBe(512);
+    });
+
     it('reads llama-2-tiny-random.gguf (F16 matrices, 32000 pieces)', async () => {
       const g = await readGguf(sharedPath('models/llama-2-tiny-random/llama-2-tiny-random.gguf'));
       expect(g.dataOffset).toBe(724416);

@@ -84,7 +84,7 @@ it('random bytes, an empty file, a folder and a missing file', async () => {
   expect(await loadError(empty)).toMatchObject({ code: 'ERR_MODEL_FORMAT' });
   const dir = tmp('folder');
   mkdirSync(dir);
-  expect(await loadError(dir)).toMatchObject({ code: 'ERR_UNSUPPORTED', message: expect.stringMatching(/is a folder/) });
+  expect(await loadError(dir)).toMatchObject({ code: 'ERR_MODEL_FORMAT', message: expect.stringMatching(/is a folder without config.json/) });
   expect(await loadError(tmp('missing.gguf'))).toMatchObject({ code: 'ERR_IO' });
   await expect(loadModel('', { device: 'cpu' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
   await expect(loadModel(random, { device: 'cpu', batchSize: 0 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG', message: expect.stringMatching(/batchSize/) });

@@ -71,7 +71,7 @@ describe('loading weights', () => {
     (await import('node:fs')).writeFileSync(short, new Uint8Array(300));
     await expect(e.load([{ weight: 'w', type: 'f32', nbytes: 512, file: short, offset: 0 }])).rejects.toMatchObject({ code: 'ERR_MODEL_FORMAT', message: expect.stringMatching(/lies outside/) });
     await expect(e.load([{ weight: 'w', type: 'f32', nbytes: 512, file: tmp('missing.bin'), offset: 0 }])).rejects.toMatchObject({ code: 'ERR_IO' });
-    expectErrorCode(() => e.load([{ weight: 'w', type: 'q4_k' as never, nbytes: 512, data: new Uint8Array(512) }]), 'ERR_UNSUPPORTED', /"q4_k"/);
+    expectErrorCode(() => e.load([{ weight: 'w', type: 'q3_k' as never, nbytes: 512, data: new Uint8Array(512) }]), 'ERR_UNSUPPORTED', /"q3_k"/);
     // after all those failures the engine still loads
     await e.load([f32Source('w', w)]);
     await expect(e.load([f32Source('w', w)])).rejects.toMatchObject({ message: expect.stringMatching(/already loaded/) });

@@ -1,0 +1,28 @@
+// The CUDA build on a real GPU: it loads, sees the device, was compiled for it, and a kernel
+// it carries runs and gives the numbers the CPU expects.
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { test } from 'node:test';
+
+import { recordRow } from './results.mjs';
+
+const require = createRequire(import.meta.url);
+const cuda = require('../../cuda/build/Release/llama_cuda.node');
+
+test('the CUDA build sees a GPU and was compiled for it', () => {
+  const info = cuda.backendInfo();
+  assert.equal(info.variant, 'cuda');
+  assert.ok(info.cuda.devices.length >= 1, `no device: ${info.cuda.error}`);
+  const gpu = info.cuda.devices[0];
+  const sm = `sm_${gpu.computeCapability.replace('.', '')}`;
+  const compiled = info.cuda.architectures;
+  assert.ok(compiled.includes(sm) || compiled.includes(`${sm}a`) || compiled.some((a) => a.startsWith('compute_')), `${sm} not in ${compiled}`);
+  console.log(`device: ${gpu.name} (${sm}, ${(gpu.totalMemory / 2 ** 30).toFixed(0)} GiB, ${gpu.multiprocessors} SMs); driver ${info.cuda.driverVersion}, runtime ${info.cuda.runtimeVersion}; build ${compiled.join(' ')}`);
+});
+
+test('a kernel of the build runs on the device and matches the CPU', () => {
+  const info = cuda.backendInfo();
+  const why = cuda.cudaProbe(0);
+  recordRow({ name: 'check.cuda.probe', device: info.cuda.devices[0]?.name ?? 'none', value: why === '' ? 1 : 0, unit: 'pass', notes: why });
+  assert.equal(why, '');
+});
