@@ -246,7 +246,7 @@ cudaError_t launch_now(Device& d, const LaunchConfig& cfg, KernelEntry entry, vo
   const cudaError_t e = detail::run_kernel(cfg, entry, closure, &report);
   if (e == cudaSuccess) return e;
   d.last_report = intern(d, report);
-  if (e != cudaErrorLaunchOutOfResources) {  // a fault while running: sticky, as on a GPU
+  if (e == cudaErrorLaunchFailure || e == cudaErrorMisalignedAddress) {  // a fault while running: sticky, as on a GPU
     d.sticky = e;
     const char* base = "";
     switch (e) {

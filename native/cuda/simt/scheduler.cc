@@ -923,6 +923,10 @@ Stats& stats() {
 
 cudaError_t run_kernel(const LaunchConfig& cfg, KernelEntry entry, void* closure, std::string* report) {
   init_scheduler();
+  if (g->current) {
+    *report = "SIMT emulator: a kernel launched another kernel (dynamic parallelism is not emulated)";
+    return cudaErrorNotSupported;
+  }
   find_os_stack();
   const int n = static_cast<int>(cfg.block.x * cfg.block.y * cfg.block.z);
   while (g->n_fibers < n) {
