@@ -136,8 +136,7 @@ struct alignas(16) Packed128 {
   }
   __host__ __device__ static Packed128 constant(T value) {
     Packed128 p;
-#pragma unroll
-    for (int i = 0; i < size; i++) p.payload[i] = value;
+    for (int i = 0; i < size; i++) p.payload[i] = value;  // constant trip count: unrolled anyway
     return p;
   }
   __host__ __device__ static Packed128 zeros() { return from_bits(make_int4(0, 0, 0, 0)); }
