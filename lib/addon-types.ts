@@ -112,8 +112,12 @@ export interface SessionOptions {
   readonly maxTokens: number;
   /** Rows kept after last_row when a step asks for every row (default 1). */
   readonly maxOutputRows?: number;
-  readonly kvType?: 'f32' | 'f16';
+  /** 'bf16' on the CUDA backend only. */
+  readonly kvType?: KvCacheType;
 }
+
+/** KV cache element types: f32 and f16 everywhere, bf16 on the CUDA backend. */
+export type KvCacheType = 'f32' | 'f16' | 'bf16';
 
 export interface StepIo {
   readonly buffer: string;
@@ -132,7 +136,13 @@ export interface StepRequest {
 
 export interface NativeSession {
   run(request: StepRequest): Promise<{ outputRows: number[] }>;
+  /** Device bytes (CUDA) or host bytes (CPU) of the session: activations, KV caches, tables. */
   memoryInfo(): { bytes: number };
+  /**
+   * How the steps ran: steps completed; on CUDA, decode steps captured as a CUDA graph and
+   * steps run by launching one (0 on the CPU).
+   */
+  stats(): { steps: number; graphCaptures: number; graphLaunches: number };
   dispose(): Promise<void>;
 }
 
@@ -153,8 +163,15 @@ export interface CudaDeviceInfo {
   readonly multiprocessors: number;
 }
 
+/**
+ * Which build: 'cpu' (no CUDA code), 'cuda' (nvcc: kernels on a GPU) or 'simt' (the CUDA backend
+ * and kernels compiled for the SIMT emulator: CUDA semantics on the CPU, for tests; never chosen
+ * automatically).
+ */
+export type NativeVariant = 'cpu' | 'cuda' | 'simt';
+
 export interface NativeBackendInfo {
-  readonly variant: 'cpu' | 'cuda';
+  readonly variant: NativeVariant;
   readonly napiVersion: number;
   readonly cpu: {
     readonly model: string;
@@ -176,11 +193,43 @@ export interface NativeBackendInfo {
   };
 }
 
+/** What cudaBench times: the two ceilings (copy bandwidth, mma.sync bf16 rate) or one op. */
+export type CudaBenchSpec =
+  | { readonly kind: 'copy'; readonly bytes: number; readonly repeats?: number; readonly device?: number }
+  | { readonly kind: 'mma'; readonly iterations?: number; readonly blocksPerSm?: number; readonly repeats?: number; readonly device?: number }
+  | {
+      readonly kind: 'op';
+      readonly op: 'matmul' | 'attention' | 'rmsnorm' | 'swiglu';
+      readonly dtype?: WeightDType;
+      readonly rows?: number;
+      readonly cols?: number;
+      readonly group?: number;
+      readonly n?: number;
+      readonly nHeads?: number;
+      readonly nKvHeads?: number;
+      readonly headDim?: number;
+      readonly ctx?: number;
+      readonly kvType?: KvCacheType;
+      readonly flushL2?: boolean;
+      readonly repeats?: number;
+      readonly device?: number;
+    };
+
 export interface Addon {
   readonly Engine: new (spec: GraphSpec, options?: EngineOptions) => NativeEngine;
   backendInfo(): NativeBackendInfo;
   /** Runs a tiny kernel on the device: "" when it worked, else the reason. */
   cudaProbe(device?: number): string;
+  /** Free and total device memory (cudaMemGetInfo); throws ERR_UNSUPPORTED in the CPU build. */
+  cudaMemoryInfo(device?: number): { free: number; total: number };
+  /**
+   * CUDA builds only (absent in the CPU build): native timing for bench/gpu, CUDA events around
+   * each repeat (the L2 cache flushed before each op run). Synchronous; `bytes` and `flops` are
+   * the work of one repeat. See native/cuda/bench.h.
+   */
+  cudaBench?: (spec: CudaBenchSpec) => { ms: number[]; bytes: number; flops: number; kernel: string };
+  /** The 'simt' build only, for tests: a kernel traps, leaving the emulated context with a sticky error. */
+  simtInjectFault?: () => string;
   /** Host memory bandwidth, best of `repeats` passes over `bytes` (a benchmark ceiling; blocks). */
   measureMemoryBandwidth(bytes?: number, threads?: number, repeats?: number): { readGBps: number; copyGBps: number; bytes: number; threads: number };
   /**

@@ -1,12 +1,12 @@
 /**
  * backendInfo(): what this machine and this install offer, and what loadModel would choose.
  */
-import type { NativeBackendInfo } from './addon-types.js';
+import type { NativeBackendInfo, NativeVariant } from './addon-types.js';
 import { type DeviceRequest, type LoadAttempt, loadAddon } from './native.js';
 
 export interface BackendInfo {
   /** The native build that would be used for this device request. */
-  readonly variant: 'cpu' | 'cuda';
+  readonly variant: NativeVariant;
   readonly device: 'cpu' | 'cuda';
   readonly path: string;
   readonly reason: string;

@@ -20,3 +20,4 @@ export { Tokenizer, type EncodeOptions, type DecodeOptions, StreamingDecoder, lo
 export { LlamaCudaError, type ErrorCode, ERROR_CODES } from './errors.js';
 export { backendInfo, type BackendInfo } from './backend-info.js';
 export type { DeviceRequest } from './native.js';
+export type { KvCacheType, NativeVariant } from './addon-types.js';

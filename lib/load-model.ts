@@ -3,14 +3,14 @@
  */
 import * as path from 'node:path';
 
-import type { CpuKernelTier, NativeEngine } from './addon-types.js';
+import type { CpuKernelTier, KvCacheType, NativeEngine } from './addon-types.js';
 import { LlamaCudaError, nativeError } from './errors.js';
 import { openModelFile } from './formats/model-file.js';
 import { defaultContextLength, parameterCount } from './model/config.js';
 import { LlamaModel } from './model/llama-model.js';
 import { buildLlamaGraph } from './model/transformer.js';
 import { type QuantizeAtLoad, planWeights } from './model/weights.js';
-import { type DeviceRequest, loadAddon } from './native.js';
+import { type AddonChoice, type DeviceRequest, loadAddon } from './native.js';
 import type { Tokenizer } from './tokenizer/index.js';
 import { resolveTokenizer } from './tokenizer/resolve.js';
 
@@ -36,8 +36,8 @@ export interface LoadModelOptions {
   readonly batchSize?: number;
   /** CPU threads (default: every online CPU). */
   readonly threads?: number;
-  /** KV cache precision (default 'f16', as llama.cpp; 'f32' for exactness). */
-  readonly kvCacheType?: 'f16' | 'f32';
+  /** KV cache precision (default 'f16', as llama.cpp; 'f32' for exactness; 'bf16' on CUDA only). */
+  readonly kvCacheType?: KvCacheType;
   readonly onProgress?: (progress: LoadProgress) => void;
   /** CPU kernel tier, for testing and benchmarks (default 'auto': the fastest this CPU has). */
   readonly cpuKernels?: CpuKernelTier;
@@ -67,17 +67,32 @@ export async function loadTokenizer(modelPath: string, options: { tokenizer?: st
 }
 
 export async function loadModel(modelPath: string, options: LoadModelOptions = {}): Promise<LlamaModel> {
+  checkOptions(modelPath, options);
+  return loadModelWith(loadAddon(options.device), modelPath, options);
+}
+
+function checkOptions(modelPath: string, options: LoadModelOptions): void {
   if (typeof modelPath !== 'string' || modelPath === '') throw new LlamaCudaError('ERR_INVALID_ARG', 'loadModel(path): path must be a non-empty string');
   positiveInt('contextLength', options.contextLength, 1 << 22);
   positiveInt('batchSize', options.batchSize, 1 << 16);
   if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 0 || options.threads > 1024)) {
     throw new LlamaCudaError('ERR_INVALID_ARG', `threads must be an integer in 0..1024, got ${options.threads}`);
   }
-  if (options.kvCacheType !== undefined && options.kvCacheType !== 'f16' && options.kvCacheType !== 'f32') {
-    throw new LlamaCudaError('ERR_INVALID_ARG', `kvCacheType must be 'f16' or 'f32', got ${String(options.kvCacheType)}`);
+  if (options.kvCacheType !== undefined && !['f16', 'f32', 'bf16'].includes(options.kvCacheType)) {
+    throw new LlamaCudaError('ERR_INVALID_ARG', `kvCacheType must be 'f16', 'f32' or (CUDA) 'bf16', got ${String(options.kvCacheType)}`);
   }
+}
+
+/**
+ * loadModel on an addon already chosen (tests: the SIMT build from loadSimtAddon()). Not part of
+ * the public API.
+ */
+export async function loadModelWith(choice: AddonChoice, modelPath: string, options: LoadModelOptions = {}): Promise<LlamaModel> {
+  checkOptions(modelPath, options);
   const t0 = performance.now();
-  const choice = loadAddon(options.device);
+  if (options.kvCacheType === 'bf16' && choice.device !== 'cuda') {
+    throw new LlamaCudaError('ERR_INVALID_ARG', `kvCacheType 'bf16' needs the CUDA backend; this model would run on the ${choice.device} (${choice.reason})`);
+  }
   const file = await openModelFile(modelPath);
   const tokenizer = await resolveTokenizer(file, options.tokenizer);
   if (tokenizer.vocabSize !== file.config.vocabSize) {

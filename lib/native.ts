@@ -10,10 +10,14 @@
  * `LLAMA_CUDA_BACKEND=cpu|cuda|auto` sets the device when the caller leaves it at 'auto' (or
  * unset); `LLAMA_CUDA_PREBUILD=/path/to/file.node` loads exactly that file. Every attempt and
  * why it failed is kept, so errors and `backendInfo()` can explain the choice.
+ *
+ * A third build, 'simt' (`npm run build:simt` -> build-simt/Release/), runs the CUDA backend and
+ * kernels on the SIMT emulator: CUDA semantics on the CPU, slowly, for tests. It is never chosen
+ * here; tests load it with loadSimtAddon() (or LLAMA_CUDA_PREBUILD names it).
  */
 import * as path from 'node:path';
 
-import type { Addon, NativeBackendInfo } from './addon-types.js';
+import type { Addon, NativeBackendInfo, NativeVariant } from './addon-types.js';
 import { LlamaCudaError } from './errors.js';
 import { nativeRequire } from './native-require.cjs';
 import { packageRoot } from './package-root.cjs';
@@ -31,7 +35,7 @@ export interface LoadAttempt {
 export interface AddonChoice {
   readonly addon: Addon;
   /** Which build was loaded. */
-  readonly variant: Variant;
+  readonly variant: NativeVariant;
   /** Where models will run. */
   readonly device: Variant;
   readonly path: string;
@@ -182,6 +186,28 @@ function chooseAddon(device: DeviceRequest): AddonChoice {
     'ERR_NATIVE_LOAD',
     `no llama-cuda native build could be loaded; run \`npm run build\`.\n${describeAttempts(attempts)}`,
   );
+}
+
+/** Where `npm run build:simt` puts the SIMT emulator build. */
+export function simtBuildPath(): string {
+  return path.join(packageRoot, 'build-simt', 'Release', 'llama_cuda.node');
+}
+
+/**
+ * The SIMT emulator build (for tests: device 'cuda' runs the CUDA backend and kernels on the
+ * CPU). ERR_NATIVE_LOAD when it is not built or is not the 'simt' variant.
+ */
+export function loadSimtAddon(file: string = simtBuildPath()): AddonChoice {
+  let addon: Addon;
+  try {
+    addon = requireAddon(file);
+  } catch (err) {
+    throw new LlamaCudaError('ERR_NATIVE_LOAD', `the SIMT build could not be loaded from ${file} (npm run build:simt): ${firstLine(err)}`, { cause: err });
+  }
+  const info = addon.backendInfo();
+  if (info.variant !== 'simt') throw new LlamaCudaError('ERR_NATIVE_LOAD', `${file} is the ${info.variant} build, not the SIMT build`);
+  const reason = 'the SIMT emulator build (CUDA kernels on the CPU), loaded explicitly';
+  return { addon, variant: 'simt', device: 'cuda', path: file, reason, attempts: [{ variant: 'cuda', path: file, ok: true, reason }], info };
 }
 
 export function describeAttempts(attempts: readonly LoadAttempt[]): string {

@@ -6,8 +6,8 @@
  * tokenizer file, so prompts tokenize as they would on the real model.
  *
  * Random bytes go straight into the target encoding (no f32 detour): Q4_0 and Q8_0 blocks get
- * uniform codes and a fixed scale, F16 values get a random sign, mantissa and a small range of
- * exponents. Deterministic for a given seed.
+ * uniform codes and a fixed scale, F16 and BF16 values get a random sign, mantissa and a small
+ * range of exponents. Deterministic for a given seed.
  */
 import { LlamaCudaError } from './errors.js';
 import { type GgufEntry, GgufValueType } from './formats/gguf.js';
@@ -33,7 +33,7 @@ export const SYNTH_PRESETS = {
 } as const satisfies Record<string, SynthShape>;
 
 export type SynthPreset = keyof typeof SYNTH_PRESETS;
-export type SynthType = 'f16' | 'q8_0' | 'q4_0';
+export type SynthType = 'f16' | 'bf16' | 'q8_0' | 'q4_0';
 
 export interface SynthOptions {
   readonly preset: SynthPreset;
@@ -93,6 +93,14 @@ function randomMatrix(rng: RandomWords, type: SynthType, rows: number, cols: num
         const h = new Uint16Array(bytes.buffer);
         for (let i = 0; i < h.length; i++) h[i] = (h[i]! & 0x83ff) | ((e + (h[i]! >>> 10 & 3)) << 10);
         await write(bytes);
+      } else if (type === 'bf16') {
+        // the same spread with bf16's 8 exponent bits (bias 127) and 7 mantissa bits
+        const e = Math.floor(Math.log2(target)) - 2 + 127;
+        const bytes = new Uint8Array(n * cols * 2);
+        rng.fill(bytes);
+        const h = new Uint16Array(bytes.buffer);
+        for (let i = 0; i < h.length; i++) h[i] = (h[i]! & 0x807f) | ((e + (h[i]! >>> 7 & 3)) << 7);
+        await write(bytes);
       } else {
         const blockBytes = type === 'q4_0' ? 18 : 34;
         const codeStd = type === 'q4_0' ? 4.6 : 73.9; // std of uniform codes: q4_0 -8..7, q8_0 -128..127
@@ -116,7 +124,7 @@ function ones(n: number): Uint8Array {
 export function synthMetadata(shape: SynthShape, name: string, type: SynthType, tokenizer: Tokenizer): Map<string, GgufEntry> {
   const { vocab } = tokenizer;
   const u32 = (value: number): GgufEntry => ({ type: GgufValueType.UINT32, value });
-  const fileType = { f16: 1, q4_0: 2, q8_0: 7 }[type];
+  const fileType = { f16: 1, q4_0: 2, q8_0: 7, bf16: 32 }[type];
   return new Map<string, GgufEntry>([
     ['general.architecture', { type: GgufValueType.STRING, value: 'llama' }],
     ['general.name', { type: GgufValueType.STRING, value: name }],
@@ -144,7 +152,7 @@ export function synthMetadata(shape: SynthShape, name: string, type: SynthType, 
 export async function synthesizeModel(options: SynthOptions): Promise<SynthShape> {
   const preset = SYNTH_PRESETS[options.preset];
   if (preset === undefined) throw new LlamaCudaError('ERR_INVALID_ARG', `unknown preset "${String(options.preset)}" (${Object.keys(SYNTH_PRESETS).join(', ')})`);
-  if (!['f16', 'q8_0', 'q4_0'].includes(options.type)) throw new LlamaCudaError('ERR_INVALID_ARG', `type must be f16, q8_0 or q4_0, got ${String(options.type)}`);
+  if (!['f16', 'bf16', 'q8_0', 'q4_0'].includes(options.type)) throw new LlamaCudaError('ERR_INVALID_ARG', `type must be f16, bf16, q8_0 or q4_0, got ${String(options.type)}`);
   const layers = options.layers ?? preset.nLayers;
   if (!Number.isInteger(layers) || layers < 1) throw new LlamaCudaError('ERR_INVALID_ARG', `layers must be a positive integer, got ${layers}`);
   const shape: SynthShape = { ...preset, nLayers: layers };

@@ -1,5 +1,5 @@
 /**
- * llama-cuda synth --preset llama2-7b|llama2-13b|llama2-70b|tinyllama-1.1b --type f16|q8_0|q4_0
+ * llama-cuda synth --preset llama2-7b|llama2-13b|llama2-70b|tinyllama-1.1b --type f16|bf16|q8_0|q4_0
  *   [--layers N] --out F.gguf --tokenizer F [--seed S]
  *
  * Writes a GGUF with random weights in the preset's exact shapes and the vocabulary of the
@@ -14,7 +14,7 @@ import { type OptionSpecs, UsageError, helpText, optBool, optInt, optString, par
 
 export const synthOptions: OptionSpecs = {
   preset: { type: 'string', value: 'P', description: `model shape: ${Object.keys(SYNTH_PRESETS).join(', ')}` },
-  type: { type: 'string', value: 'T', description: 'weight type: f16, q8_0 or q4_0' },
+  type: { type: 'string', value: 'T', description: 'weight type: f16, bf16, q8_0 or q4_0' },
   layers: { type: 'number', description: "layers (default: the preset's)" },
   out: { type: 'string', value: 'F', description: 'output .gguf' },
   tokenizer: { type: 'string', value: 'F', description: 'vocabulary source: a GGUF with tokenizer metadata or a Llama 2 tokenizer.bin' },

@@ -3,7 +3,7 @@
  * Generation runs on the model's default sequence; createSequence() gives more, each with its
  * own KV cache over the same weights.
  */
-import type { NativeEngine } from '../addon-types.js';
+import type { KvCacheType, NativeEngine, NativeVariant } from '../addon-types.js';
 import { type ChatMessage, type ChatOptions, chat } from '../chat.js';
 import { LlamaCudaError, nativeError } from '../errors.js';
 import { type GenerateChunk, type GenerateOptions, type GenerateResult, generate } from '../generate.js';
@@ -27,7 +27,7 @@ export interface ModelInfo {
   readonly tensorTypes: Readonly<Record<string, number>>;
   readonly backend: {
     /** Which native build is loaded. */
-    readonly variant: 'cpu' | 'cuda';
+    readonly variant: NativeVariant;
     /** Where the model runs. */
     readonly device: 'cpu' | 'cuda';
     /** Why this build and device were chosen. */
@@ -50,7 +50,7 @@ export interface ModelParts {
   readonly tokenizer: Tokenizer;
   readonly contextLength: number;
   readonly batchSize: number;
-  readonly kvCacheType: 'f16' | 'f32';
+  readonly kvCacheType: KvCacheType;
   readonly info: ModelInfo;
 }
 
@@ -64,7 +64,7 @@ export class LlamaModel {
   readonly batchSize: number;
 
   private readonly engine: NativeEngine;
-  private readonly kvCacheType: 'f16' | 'f32';
+  private readonly kvCacheType: KvCacheType;
   private readonly sequences = new Set<LlamaSequence>();
   private defaultSequence: LlamaSequence | undefined;
   private disposed = false;

@@ -13,6 +13,11 @@
  *     (native/cpu/backend_cpu.cc CpuSession::init);
  *   - CPU kernel scratch: the SIMD and generic tiers' fast_tier_scratch_bytes
  *     (native/cpu/parallel.h); the reference tier uses none.
+ *   - On a GPU (native/cuda/backend_cuda.cu CudaSession::init), one arena per session: the same
+ *     buffers (each rounded up to 256 bytes), RoPE tables for every position of the context
+ *     (contextLength x ropeDim/2 cos/sin pairs: built once, so a replayed CUDA graph reads any
+ *     position), the kernels' workspace (the larger of matmul's and attention's, the formulas of
+ *     native/cuda/matmul.cu and attention.cu), the step's tokens and position, and the KV caches.
  */
 import type { GraphSpec, NodeSpec, WeightDType, WeightSpec } from '../addon-types.js';
 import { LlamaCudaError } from '../errors.js';
@@ -123,6 +128,60 @@ export function activationBytes(graph: GraphSpec, shape: SessionShape): Activati
   return { buffers, ropeTables };
 }
 
+const align256 = (n: number): number => Math.ceil(n / 256) * 256;
+
+/**
+ * The kernels' workspace of one CUDA session (matmul_workspace_bytes / attention_workspace_bytes
+ * of native/cuda/matmul.cu and attention.cu): split-K partials (at most 16 MiB), and for prompt
+ * chunks of more than 8 tokens the bf16 copy of the activations and per-tile sums of the GEMM;
+ * attention's split partials for decode. Shared by the nodes, which run one after another.
+ */
+export function cudaWorkspaceBytes(graph: GraphSpec, shape: SessionShape): number {
+  const n = shape.batchSize;
+  let maxRows = 0;
+  let maxCols = 0;
+  const weights = new Map(graph.weights.map((w) => [w.name, w]));
+  let attention = 0;
+  for (const node of graph.nodes) {
+    if (node.op === 'matmul') {
+      const w = weights.get(node.weight);
+      if (w !== undefined) {
+        maxRows = Math.max(maxRows, w.shape[0]);
+        maxCols = Math.max(maxCols, w.shape[1]);
+      }
+    } else if (node.op === 'attention') {
+      const cap = shape.contextLength;
+      const split = Math.max(128, Math.ceil(Math.ceil(cap / 32) / 32) * 32);
+      const splits = Math.ceil(cap / split);
+      if (splits > 1) attention = Math.max(attention, 4 * Math.min(n, 8) * node.nHeads * splits * (node.headDim + 2));
+    }
+  }
+  let matmul = 0;
+  if (maxRows > 0) {
+    matmul = align256(4 * Math.min(2 ** 22, maxRows * Math.min(512, 32 * n)));
+    if (n > 8) {
+      const nPad = Math.ceil(n / 128) * 128;
+      const kPad = Math.ceil(maxCols / 32) * 32;
+      matmul += align256(nPad * kPad * 2) + align256((kPad / 32) * nPad * 4);
+    }
+  }
+  return Math.max(matmul, attention);
+}
+
+/** The device arena of one CUDA session without its KV caches: buffers, RoPE tables, workspace, tokens. */
+export function cudaActivationBytes(graph: GraphSpec, shape: SessionShape): number {
+  const late = buffersAfterLastRow(graph);
+  const outputRows = Math.min(shape.outputRows ?? 1, shape.batchSize);
+  let bytes = 0;
+  for (const b of graph.buffers) bytes += align256((late.has(b.name) ? outputRows : shape.batchSize) * b.width * 4);
+  const tables = new Map<string, number>();
+  for (const n of graph.nodes) {
+    if (n.op === 'rope') tables.set(`${ropeFrequencies(n).join(',')}|${n.mscale ?? 1}`, ropeFrequencies(n).length);
+  }
+  for (const pairs of tables.values()) bytes += align256(shape.contextLength * pairs * 2 * 4);
+  return bytes + align256(cudaWorkspaceBytes(graph, shape)) + align256(shape.batchSize * 4) + 256;
+}
+
 /**
  * CPU kernel scratch of one session (native/cpu/parallel.h fast_tier_scratch_bytes, used by the
  * generic, AVX2 and AVX-512 tiers; 'reference' uses none): the largest of a dequantized weight
@@ -161,7 +220,10 @@ export interface MemoryEstimate {
   readonly activations: number;
   /** On the CPU backend: the f16 KV cache (the default) and kernel scratch for `threads`. */
   readonly cpu: DeviceMemory;
-  /** On a GPU: KV cache in 2-byte elements (bf16/f16), no CPU scratch. */
+  /**
+   * On a GPU: KV cache in 2-byte elements (bf16/f16); activations are the session's device arena
+   * without its KV caches (buffers, RoPE tables for the whole context, kernel workspace); no CPU scratch.
+   */
   readonly cuda: DeviceMemory;
 }
 
@@ -173,6 +235,7 @@ export function estimateMemory(config: LlamaConfig, graph: GraphSpec, shape: Ses
   const act = activationBytes(graph, shape);
   const activations = act.buffers + act.ropeTables;
   const scratch = cpuScratchBytes(graph, shape, threads);
+  const cudaActivations = cudaActivationBytes(graph, shape);
   return {
     contextLength: shape.contextLength,
     batchSize: shape.batchSize,
@@ -181,6 +244,6 @@ export function estimateMemory(config: LlamaConfig, graph: GraphSpec, shape: Ses
     kvCacheF32,
     activations,
     cpu: { weights, kvCache: kvCacheF16, activations, scratch, total: weights + kvCacheF16 + activations + scratch },
-    cuda: { weights, kvCache: kvCacheF16, activations, scratch: 0, total: weights + kvCacheF16 + activations },
+    cuda: { weights, kvCache: kvCacheF16, activations: cudaActivations, scratch: 0, total: weights + kvCacheF16 + cudaActivations },
   };
 }

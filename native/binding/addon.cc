@@ -1,5 +1,7 @@
 // The addon's entry point: registers Engine and Session, and the synchronous
-// backendInfo() / cudaProbe() functions; installs the environment cleanup hook.
+// backendInfo() / cudaProbe() / cudaMemoryInfo() functions; installs the environment cleanup hook.
+// Three variants share this file: 'cpu' (no CUDA code), 'cuda' (nvcc: the CUDA backend on a GPU)
+// and 'simt' (the CUDA backend and kernels on the SIMT emulator, for tests).
 #include <napi.h>
 
 #include "addon_data.h"
@@ -12,6 +14,8 @@
 #include "session_wrap.h"
 
 #ifdef LC_WITH_CUDA
+#include "args.h"
+#include "cuda/bench.h"
 #include "cuda/device_info.h"
 #endif
 
@@ -28,7 +32,9 @@ Napi::Array strings(Napi::Env env, const std::vector<std::string>& list) {
 Napi::Value JS_backendInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
-#ifdef LC_WITH_CUDA
+#if defined(LC_SIMT_ADDON) && LC_SIMT_ADDON
+  out.Set("variant", "simt");
+#elif defined(LC_WITH_CUDA)
   out.Set("variant", "cuda");
 #else
   out.Set("variant", "cpu");
@@ -70,8 +76,11 @@ Napi::Value JS_backendInfo(const Napi::CallbackInfo& info) {
   }
   cu.Set("devices", devices);
   if (!ci.error.empty()) cu.Set("error", ci.error);
-  // kernels of the compute backend arrive with the CUDA backend; this build can only probe
+#if defined(LC_CUDA_BACKEND) && LC_CUDA_BACKEND
+  cu.Set("computeBackend", true);
+#else
   cu.Set("computeBackend", false);
+#endif
 #else
   cu.Set("compiled", false);
   cu.Set("devices", Napi::Array::New(env, 0));
@@ -91,6 +100,90 @@ Napi::Value JS_cudaProbe(const Napi::CallbackInfo& info) {
   return Napi::String::New(env, "this is the CPU build: it has no CUDA code");
 #endif
 }
+
+// cudaMemoryInfo(device) -> { free, total } device bytes (cudaMemGetInfo); ERR_CUDA when it fails,
+// ERR_UNSUPPORTED in the CPU build.
+Napi::Value JS_cudaMemoryInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+#ifdef LC_WITH_CUDA
+  const int device = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0;
+  uint64_t free_bytes = 0, total_bytes = 0;
+  const std::string err = cuda_memory_info(device, &free_bytes, &total_bytes);
+  if (!err.empty()) throw make_error(env, Code::Cuda, err);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("free", Napi::Number::New(env, double(free_bytes)));
+  out.Set("total", Napi::Number::New(env, double(total_bytes)));
+  return out;
+#else
+  throw make_error(env, Code::Unsupported, "this is the CPU build: it has no CUDA code");
+#endif
+}
+
+#ifdef LC_WITH_CUDA
+// cudaBench(spec) -> { ms: number[], bytes, flops, kernel }: native timing for bench/gpu (CUDA
+// events, L2 flushed; see native/cuda/bench.h). Synchronous: a benchmark helper, run on purpose.
+//   { kind: 'copy', bytes, repeats }   { kind: 'mma', iterations, blocksPerSm, repeats }
+//   { kind: 'op', op: 'matmul'|'attention'|'rmsnorm'|'swiglu', dtype, rows, cols, group, n,
+//     nHeads, nKvHeads, headDim, ctx, kvType, flushL2, repeats }
+Napi::Value JS_cudaBench(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = get_object(env, info[0], "spec");
+  const std::string kind = get_string(o, "kind", "spec");
+  const int device = has(o, "device") ? int(get_int(o, "device", "spec", 0, 64)) : 0;
+  const int repeats = has(o, "repeats") ? int(get_int(o, "repeats", "spec", 1, 100000)) : 20;
+  BenchResult r;
+  Status st;
+  if (kind == "copy") {
+    st = cuda_bench_copy(device, size_t(get_int(o, "bytes", "spec", 16, int64_t(1) << 40)), repeats, &r);
+  } else if (kind == "mma") {
+    const int iterations = has(o, "iterations") ? int(get_int(o, "iterations", "spec", 1, 1 << 24)) : 4096;
+    const int per_sm = has(o, "blocksPerSm") ? int(get_int(o, "blocksPerSm", "spec", 1, 64)) : 4;
+    st = cuda_bench_mma(device, iterations, per_sm, repeats, &r);
+  } else if (kind == "op") {
+    OpBenchSpec spec;
+    spec.op = get_string(o, "op", "spec");
+    auto dtype = [&](const char* key, DType* out) {
+      if (!has(o, key)) return;
+      const std::string name = get_string(o, key, "spec");
+      if (!dtype_from_name(name, out)) throw_invalid(env, std::string("spec.") + key + ": unknown type \"" + name + "\"");
+    };
+    dtype("dtype", &spec.dtype);
+    dtype("kvType", &spec.kv_dtype);
+    auto num = [&](const char* key, int64_t* out) {
+      if (has(o, key)) *out = get_int(o, key, "spec", 0, int64_t(1) << 40);
+    };
+    num("rows", &spec.rows);
+    num("cols", &spec.cols);
+    num("group", &spec.group);
+    num("n", &spec.n);
+    num("nHeads", &spec.n_heads);
+    num("nKvHeads", &spec.n_kv_heads);
+    num("headDim", &spec.head_dim);
+    num("ctx", &spec.ctx);
+    if (has(o, "flushL2")) spec.flush_l2 = o.Get("flushL2").ToBoolean().Value();
+    spec.repeats = repeats;
+    st = cuda_bench_op(device, spec, &r);
+  } else {
+    throw_invalid(env, "spec.kind must be copy, mma or op");
+  }
+  if (!st.ok()) throw_status(env, st);
+  Napi::Object out = Napi::Object::New(env);
+  Napi::Array ms = Napi::Array::New(env, r.ms.size());
+  for (size_t i = 0; i < r.ms.size(); i++) ms.Set(uint32_t(i), Napi::Number::New(env, r.ms[i]));
+  out.Set("ms", ms);
+  out.Set("bytes", Napi::Number::New(env, r.bytes));
+  out.Set("flops", Napi::Number::New(env, r.flops));
+  out.Set("kernel", Napi::String::New(env, r.kernel));
+  return out;
+}
+#endif
+
+#if defined(LC_SIMT_ADDON) && LC_SIMT_ADDON
+// simtInjectFault() -> the sticky error a trapping kernel left (emulator build only, for tests).
+Napi::Value JS_simtInjectFault(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), simt_inject_fault());
+}
+#endif
 
 // measureMemoryBandwidth(bytes, threads, repeats) -> { readGBps, copyGBps, bytes, threads }.
 // Synchronous: it is a benchmark helper for bench/, run on purpose.
@@ -126,6 +219,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Session", session);
   exports.Set("backendInfo", Napi::Function::New<JS_backendInfo>(env, "backendInfo"));
   exports.Set("cudaProbe", Napi::Function::New<JS_cudaProbe>(env, "cudaProbe"));
+  exports.Set("cudaMemoryInfo", Napi::Function::New<JS_cudaMemoryInfo>(env, "cudaMemoryInfo"));
+#ifdef LC_WITH_CUDA
+  exports.Set("cudaBench", Napi::Function::New<JS_cudaBench>(env, "cudaBench"));
+#endif
+#if defined(LC_SIMT_ADDON) && LC_SIMT_ADDON
+  exports.Set("simtInjectFault", Napi::Function::New<JS_simtInjectFault>(env, "simtInjectFault"));
+#endif
   exports.Set("measureMemoryBandwidth", Napi::Function::New<JS_measureMemoryBandwidth>(env, "measureMemoryBandwidth"));
   exports.Set("quantizeRows", Napi::Function::New<JS_quantizeRows>(env, "quantizeRows"));
   return exports;

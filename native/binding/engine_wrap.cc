@@ -173,8 +173,10 @@ Napi::Value EngineWrap::JS_createSession(const Napi::CallbackInfo& info) {
       opts.kv_dtype = DType::F32;
     } else if (kv == "f16") {
       opts.kv_dtype = DType::F16;
+    } else if (kv == "bf16") {
+      opts.kv_dtype = DType::BF16;  // CUDA sessions only (Engine::create_session checks)
     } else {
-      throw_invalid(env, "options.kvType must be \"f32\" or \"f16\"");
+      throw_invalid(env, "options.kvType must be \"f32\", \"f16\" or \"bf16\" (CUDA)");
     }
   }
   std::unique_ptr<Session> session;

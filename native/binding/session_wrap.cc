@@ -47,6 +47,7 @@ Napi::Function SessionWrap::Init(Napi::Env env) {
                      {
                          InstanceMethod<&SessionWrap::JS_run>("run"),
                          InstanceMethod<&SessionWrap::JS_memoryInfo>("memoryInfo"),
+                         InstanceMethod<&SessionWrap::JS_stats>("stats"),
                          InstanceMethod<&SessionWrap::JS_dispose>("dispose"),
                      });
 }
@@ -116,6 +117,17 @@ Napi::Value SessionWrap::JS_run(const Napi::CallbackInfo& info) {
 Napi::Value SessionWrap::JS_memoryInfo(const Napi::CallbackInfo& info) {
   Napi::Object out = Napi::Object::New(info.Env());
   out.Set("bytes", Napi::Number::New(info.Env(), double(session_ ? session_->bytes() : 0)));
+  return out;
+}
+
+// stats() -> { steps, graphCaptures, graphLaunches }: how the steps ran (CUDA graphs on CUDA).
+Napi::Value SessionWrap::JS_stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const SessionCounters c = session_ ? session_->counters() : SessionCounters{};
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("steps", Napi::Number::New(env, double(c.steps)));
+  out.Set("graphCaptures", Napi::Number::New(env, double(c.graph_captures)));
+  out.Set("graphLaunches", Napi::Number::New(env, double(c.graph_launches)));
   return out;
 }
 

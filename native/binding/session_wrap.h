@@ -22,6 +22,7 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
  private:
   Napi::Value JS_run(const Napi::CallbackInfo& info);
   Napi::Value JS_memoryInfo(const Napi::CallbackInfo& info);
+  Napi::Value JS_stats(const Napi::CallbackInfo& info);
   Napi::Value JS_dispose(const Napi::CallbackInfo& info);
 
   std::shared_ptr<Session> session_;

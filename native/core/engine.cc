@@ -4,6 +4,9 @@
 #include <string>
 
 #include "../cpu/backend_cpu.h"
+#if defined(LC_CUDA_BACKEND) && LC_CUDA_BACKEND
+#include "../cuda/backend_cuda.h"
+#endif
 
 namespace lc {
 
@@ -18,7 +21,11 @@ Status Engine::create(Graph graph, const EngineOptions& opts, std::shared_ptr<En
   if (opts.device == "cpu") {
     LC_TRY(create_cpu_backend(opts.cpu_kernels, opts.threads, &engine->backend_));
   } else if (opts.device == "cuda") {
-    return unsupported("this build has no CUDA compute backend yet: use device 'cpu'");
+#if defined(LC_CUDA_BACKEND) && LC_CUDA_BACKEND
+    LC_TRY(create_cuda_backend(0, &engine->backend_));
+#else
+    return unsupported("this build has no CUDA backend: use device 'cpu', or the CUDA build of the addon");
+#endif
   } else {
     return invalid_argument("unknown device: " + opts.device + " (expected cpu or cuda)");
   }
@@ -66,7 +73,10 @@ Status Engine::load(const std::vector<NamedSource>& sources, const std::function
   for (const NamedSource& s : sources) {
     Weight& w = weights_[size_t(s.weight)];
     status = backend_->alloc_weight(&w);
-    if (!status.ok()) break;
+    if (!status.ok()) {
+      status.message = "weight \"" + graph_.weights[size_t(s.weight)].name + "\": " + status.message;
+      break;
+    }
     status = load_weight(s.source, w, backend_->weight_sink(w), graph_.weights[size_t(s.weight)].name,
                          [&](uint64_t bytes) {
                            done += bytes;
@@ -74,6 +84,8 @@ Status Engine::load(const std::vector<NamedSource>& sources, const std::function
                          });
     if (!status.ok()) break;
   }
+  Status finished = backend_->finish_load();  // uploads still in flight, load-time buffers
+  if (status.ok()) status = finished;
   if (!status.ok()) {  // leave nothing half-loaded behind
     for (Weight& w : weights_) {
       if (w.data != nullptr) backend_->free_weight(&w);
@@ -94,7 +106,12 @@ Status Engine::create_session(const SessionOptions& opts, std::unique_ptr<Sessio
   if (opts.max_output_rows <= 0 || opts.max_output_rows > opts.max_tokens) {
     return invalid_argument("maxOutputRows must be between 1 and maxTokens");
   }
-  if (opts.kv_dtype != DType::F32 && opts.kv_dtype != DType::F16) return invalid_argument("the KV cache type must be f32 or f16");
+  if (opts.kv_dtype == DType::BF16 && backend_->name() != "cuda") {
+    return invalid_argument("a bf16 KV cache needs the CUDA backend; the " + backend_->name() + " backend keeps f32 or f16");
+  }
+  if (opts.kv_dtype != DType::F32 && opts.kv_dtype != DType::F16 && opts.kv_dtype != DType::BF16) {
+    return invalid_argument("the KV cache type must be f32, f16 or (CUDA) bf16");
+  }
   std::unique_ptr<Session> session(new Session(shared_from_this(), opts));
   LC_TRY(backend_->create_session(graph_, weights_, opts, &session->impl_));
   *out = std::move(session);
@@ -117,7 +134,17 @@ void Session::dispose() {
   impl_.reset();
 }
 
-uint64_t Session::bytes() const { return impl_ ? impl_->bytes() : 0; }
+uint64_t Session::bytes() const {
+  std::shared_lock<std::shared_mutex> lock(lifetime_);
+  return impl_ ? impl_->bytes() : 0;
+}
+
+SessionCounters Session::counters() const {
+  std::shared_lock<std::shared_mutex> lock(lifetime_);
+  SessionCounters c = impl_ ? impl_->counters() : SessionCounters{};
+  c.steps = steps_;
+  return c;
+}
 
 Status Session::check(const StepRequest& req, int64_t* n_out) const {
   const Graph& g = engine_->graph_;
@@ -165,7 +192,9 @@ Status Session::run(const StepRequest& req, StepResult* result) {
   if (!impl_) return Status(Code::Disposed, "the session was disposed");
   int64_t n = 0;
   LC_TRY(check(req, &n));
-  return impl_->run(req, n, result);
+  LC_TRY(impl_->run(req, n, result));
+  steps_++;
+  return Status::Ok();
 }
 
 }  // namespace lc

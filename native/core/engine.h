@@ -70,6 +70,7 @@ class Session {
   void dispose();
   const SessionOptions& options() const { return opts_; }
   uint64_t bytes() const;
+  SessionCounters counters() const;
 
  private:
   friend class Engine;
@@ -79,7 +80,8 @@ class Session {
   std::shared_ptr<Engine> engine_;
   SessionOptions opts_;
   std::unique_ptr<BackendSession> impl_;
-  std::shared_mutex lifetime_;
+  mutable std::shared_mutex lifetime_;
+  uint64_t steps_ = 0;  // one step in flight per session (the binding's busy flag)
 };
 
 }  // namespace lc

@@ -1,11 +1,12 @@
-// CUDA device discovery and a launch probe (see device_info.h).
-#include <cuda_runtime.h>
-
+// CUDA device discovery and a launch probe (see device_info.h). Compiled by nvcc in the 'cuda'
+// build and against the SIMT emulator in the 'simt' build (one device, "SIMT emulator").
 #include <sstream>
 #include <vector>
 
-#include "cuda_arches.h"  // LC_CUDA_ARCHES, written by CMakeLists.txt
+#include "cuda_api.h"
+#include "cuda_arches.h"  // LC_CUDA_ARCHES, written by CMakeLists.txt ("simt" in the emulator build)
 #include "device_info.h"
+#include "launch.cuh"
 
 namespace lc {
 
@@ -16,6 +17,11 @@ __global__ void probe_kernel(int* out, int n) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) out[i] = 3 * i + 1;
 }
+
+#if defined(LC_SIMT_ADDON) && LC_SIMT_ADDON
+// fault: every thread traps (a sticky launch failure, for the emulator build's tests)
+__global__ void trap_kernel() { __trap(); }
+#endif
 
 std::string cuda_text(cudaError_t err) { return std::string(cudaGetErrorName(err)) + ": " + cudaGetErrorString(err); }
 
@@ -43,7 +49,7 @@ CudaInfo cuda_info() {
     if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) continue;
     CudaDevice d;
     d.index = i;
-    d.name = prop.name;
+    d.name = LC_SIMT ? "SIMT emulator" : prop.name;
     d.major = prop.major;
     d.minor = prop.minor;
     d.total_memory = prop.totalGlobalMem;
@@ -61,7 +67,7 @@ std::string cuda_probe(int device) {
   int* d_out = nullptr;
   err = cudaMalloc(&d_out, n * sizeof(int));
   if (err != cudaSuccess) return cuda_text(err);
-  probe_kernel<<<(n + 255) / 256, 256>>>(d_out, n);
+  LC_LAUNCH(probe_kernel, (n + 255) / 256, 256, 0, nullptr, d_out, n);
   err = cudaGetLastError();
   std::vector<int> host(n, 0);
   if (err == cudaSuccess) err = cudaMemcpy(host.data(), d_out, n * sizeof(int), cudaMemcpyDeviceToHost);
@@ -72,5 +78,27 @@ std::string cuda_probe(int device) {
   }
   return "";
 }
+
+std::string cuda_memory_info(int device, uint64_t* free_bytes, uint64_t* total_bytes) {
+  cudaError_t err = cudaSetDevice(device);
+  size_t f = 0, t = 0;
+  if (err == cudaSuccess) err = cudaMemGetInfo(&f, &t);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    return cuda_text(err);
+  }
+  *free_bytes = f;
+  *total_bytes = t;
+  return "";
+}
+
+#if defined(LC_SIMT_ADDON) && LC_SIMT_ADDON
+std::string simt_inject_fault() {
+  LC_LAUNCH(trap_kernel, 1, 32, 0, nullptr);
+  cudaError_t err = cudaGetLastError();
+  if (err == cudaSuccess) err = cudaDeviceSynchronize();
+  return cudaGetErrorName(err);
+}
+#endif
 
 }  // namespace lc

@@ -32,4 +32,13 @@ CudaInfo cuda_info();
 // on this device. Returns "" on success or what went wrong.
 std::string cuda_probe(int device);
 
+// Free and total device memory (cudaMemGetInfo). Returns "" on success or the CUDA error.
+std::string cuda_memory_info(int device, uint64_t* free_bytes, uint64_t* total_bytes);
+
+#if defined(LC_SIMT_ADDON) && LC_SIMT_ADDON
+// The emulator build only, for tests: runs a kernel that traps, which leaves the (emulated) CUDA
+// context with a sticky error, as a faulting kernel does on a GPU. Returns the error's name.
+std::string simt_inject_fault();
+#endif
+
 }  // namespace lc

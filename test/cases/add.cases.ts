@@ -16,7 +16,8 @@ export const ADD_CASES: readonly AddCase[] = ELEMENTWISE_CASES.flatMap((c) =>
 
 /**
  * One f32 rounding of the exact sum: half an ulp vs float64 (inputs span 2^-20..2^20, so
- * sums cancel and round at every scale); every tier must equal the reference tier bit for bit.
+ * sums cancel and round at every scale); every tier must equal the reference tier bit for bit,
+ * CUDA included (native/cuda/elementwise.cu: one __fadd_rn per value).
  */
 export const ADD_TOLERANCE = {
   vsFloat64: { atol: 0, rtol: 2 ** -24 },

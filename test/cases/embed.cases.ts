@@ -59,5 +59,8 @@ export function embedTokens(vocab: number, n: number, random: (lo: number, hi: n
   return t;
 }
 
-/** Embedding dequantizes rows: every tier must give the stored values bit for bit. */
+/**
+ * Embedding dequantizes rows: every tier must give the stored values bit for bit, CUDA included
+ * (native/cuda/embed.cu: the same dequantization, q * scale + min rounded twice, no FMA).
+ */
 export const EMBED_TOLERANCE = { atol: 0, rtol: 0 } as const;

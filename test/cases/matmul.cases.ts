@@ -110,6 +110,30 @@ export const MATMUL_TOLERANCE = {
   // data, a property of the method. 6 sigma: beyond it a Gaussian sum has p ~ 2e-9 per output,
   // and the uniform-sum here has lighter tails; plus the f32 term for the final sums.
   int8Activations: { atol: 1e-7, rtol: 2e-6, kSigma: 6 },
+  // CUDA decode matrix-vector kernels (n <= 8, native/cuda/matvec.cu) against the reference tier,
+  // f32/f16/bf16 weights: exact dequantization, products accumulated in f32 per lane over a
+  // lane's 16-byte chunks, then a shuffle tree (and split-K partials summed in order): the
+  // f32-accumulation bound of the fast tiers.
+  cudaMatvec: { atol: 1e-7, rtol: 2e-6 },
+  // q8_0 / int4 weights: per 16-byte chunk the kernel forms scale * sum(q x) + min * sum(x) (the
+  // affine split) instead of sum((q scale + min) x), so its f32 rounding grows with
+  // sum(|q scale| + |min|) |x|, not with sum |w x|: for codes spread over 0..15 around min = -8 d
+  // that is about 4x scale (E[q + 8] / E|q - 8| = 15.5 / 4): 4 x the f32 bound. (Measured in the
+  // emulator: at most 14% of it.)
+  cudaMatvecAffine: { atol: 1e-7, rtol: 8e-6 },
+  // CUDA prefill (n > 8, native/cuda/matmul.cu), f32 weights: a CUDA-core GEMM of exact f32
+  // products accumulated in f32: the f32 bound.
+  cudaSimtGemm: { atol: 1e-7, rtol: 2e-6 },
+  // CUDA prefill, f16/bf16/q8_0/int4 weights: the tensor-core GEMM rounds the activations (and
+  // f16 weights) to bf16, then sums exact products in f32 (q8_0: scale x the tile's sum; int4
+  // the affine split, as the matvec). Against float64 on the same rounded inputs: the affine
+  // bound above. Against the reference tier: that plus the rounding's effect, bounded per output
+  // by shift = sum_c |w_c x_c - w'_c x'_c| (kSigma 1 with sigma = shift in the test).
+  // These CUDA entries hold the emulator's arithmetic (round-to-nearest f32, exact mma sums) on
+  // random data; on a GPU, test/gpu/ops.test.mjs uses the worst-case bounds of
+  // native/tests/cuda_check_matmul.cu (tensor cores do not promise round-to-nearest sums).
+  cudaTensorCore: { atol: 1e-7, rtol: 8e-6 },
+  cudaTensorCoreVsTier: { atol: 1e-7, rtol: 8e-6 + 2 ** -24, kSigma: 1 },
 } as const satisfies Record<string, BoundTolerance>;
 
 /** Tiers whose q8_0 / int4 matmul rounds activations to int8 (native/cpu/simd/quant_matmul.h). */
@@ -122,8 +146,25 @@ export interface MatmulTolerances {
   readonly vsReferenceTier?: BoundTolerance;
 }
 
-export function matmulTolerance(tier: CpuKernelTier, storage: WeightDType): MatmulTolerances {
+/** Activation rows up to which CUDA runs the matrix-vector kernels (native/cuda/matmul.cu). */
+export const CUDA_MATVEC_MAX_N = 8;
+
+/** Whether CUDA's prefill GEMM for this storage rounds activations to bf16 (all but f32 weights). */
+export function cudaGemmRoundsToBf16(storage: WeightDType): boolean {
+  return storage !== 'f32';
+}
+
+export function matmulTolerance(tier: CpuKernelTier | 'cuda-simt', storage: WeightDType, n: number): MatmulTolerances {
   if (tier === 'reference') return { vsFloat64: MATMUL_TOLERANCE.referenceTier };
+  if (tier === 'cuda-simt') {
+    const quant = storage === 'q8_0' || storage === 'int4';
+    if (n > CUDA_MATVEC_MAX_N && cudaGemmRoundsToBf16(storage)) {
+      // vsFloat64 is against the float64 product of the bf16-rounded inputs (see matmul.test.ts)
+      return { vsFloat64: sumTolerance(MATMUL_TOLERANCE.cudaTensorCore, MATMUL_TOLERANCE.referenceTier), vsReferenceTier: MATMUL_TOLERANCE.cudaTensorCoreVsTier };
+    }
+    const fast = n > CUDA_MATVEC_MAX_N ? MATMUL_TOLERANCE.cudaSimtGemm : quant ? MATMUL_TOLERANCE.cudaMatvecAffine : MATMUL_TOLERANCE.cudaMatvec;
+    return { vsFloat64: sumTolerance(fast, MATMUL_TOLERANCE.referenceTier), vsReferenceTier: fast };
+  }
   const quantized = (storage === 'q8_0' || storage === 'int4') && INT8_ACTIVATION_TIERS.includes(tier);
   const fast = quantized ? MATMUL_TOLERANCE.int8Activations : MATMUL_TOLERANCE.f32Accumulation;
   return { vsFloat64: sumTolerance(fast, MATMUL_TOLERANCE.referenceTier), vsReferenceTier: fast };

@@ -1,12 +1,47 @@
 /**
  * Small graphs for tests: one op (or a few) through the same Engine/Session path as
- * production (style.md: one-op graphs, not a test-only API).
+ * production (style.md: one-op graphs, not a test-only API). A graph runs on a CPU kernel tier,
+ * or with target 'cuda-simt' on the CUDA backend of the SIMT emulator build (`npm run build:simt`:
+ * the CUDA kernels compiled for the CPU).
  */
-import type { Addon, CpuKernelTier, GraphSpec, NativeEngine, NativeSession, WeightSource } from '../../lib/addon-types.js';
-import { loadAddon } from '../../lib/native.js';
+import type { Addon, CpuKernelTier, GraphSpec, KvCacheType, NativeEngine, NativeSession, WeightSource } from '../../lib/addon-types.js';
+import { type AddonChoice, loadAddon, loadSimtAddon, simtBuildPath } from '../../lib/native.js';
 
 export function cpuAddon(): Addon {
   return loadAddon('cpu').addon;
+}
+
+/** Where a test graph runs: a CPU kernel tier, or the CUDA backend on the SIMT emulator. */
+export type Target = CpuKernelTier | 'cuda-simt';
+
+let simt: { choice?: AddonChoice; missing?: string } | undefined;
+
+function loadSimt(): { choice?: AddonChoice; missing?: string } {
+  if (simt === undefined) {
+    try {
+      simt = { choice: loadSimtAddon() };
+    } catch (err) {
+      simt = { missing: (err as Error).message.split('\n')[0] ?? `no SIMT build at ${simtBuildPath()}` };
+    }
+  }
+  return simt;
+}
+
+/** The SIMT build as an addon choice (device 'cuda'), or undefined when it is not built. */
+export function simtChoice(): AddonChoice | undefined {
+  return loadSimt().choice;
+}
+
+/** Why the SIMT build cannot be used, or undefined when it can. */
+export function simtMissing(): string | undefined {
+  return loadSimt().missing;
+}
+
+/** The SIMT build's addon; throws with the reason when it is not built. */
+export function simtAddon(): Addon {
+  const s = loadSimt();
+  if (s.choice === undefined) throw new Error(s.missing);
+  return s.choice.addon;
 }
 
 /** Kernel tiers this machine can run (reference and generic always; SIMD when present). */
@@ -19,20 +54,35 @@ export interface Built {
   session: NativeSession;
 }
 
-/** Engine + loaded weights + one session. */
+/** Engine + loaded weights + one session (tier 'cuda-simt': the SIMT build's CUDA backend). */
 export async function buildEngine(
   spec: GraphSpec,
   sources: readonly WeightSource[],
-  options: { tier?: CpuKernelTier; threads?: number; maxSeqLen?: number; maxTokens?: number; maxOutputRows?: number; kvType?: 'f32' | 'f16' } = {},
+  options: { tier?: Target; threads?: number; maxSeqLen?: number; maxTokens?: number; maxOutputRows?: number; kvType?: KvCacheType } = {},
 ): Promise<Built> {
-  const engine = new (cpuAddon().Engine)(spec, { device: 'cpu', cpuKernels: options.tier ?? 'reference', threads: options.threads ?? 2 });
-  await engine.load(sources);
-  const session = engine.createSession({
-    maxSeqLen: options.maxSeqLen ?? 64,
-    maxTokens: options.maxTokens ?? 64,
-    maxOutputRows: options.maxOutputRows ?? 1,
-    kvType: options.kvType ?? 'f32',
-  });
+  const tier = options.tier ?? 'reference';
+  const engine =
+    tier === 'cuda-simt'
+      ? new (simtAddon().Engine)(spec, { device: 'cuda' })
+      : new (cpuAddon().Engine)(spec, { device: 'cpu', cpuKernels: tier, threads: options.threads ?? 2 });
+  try {
+    await engine.load(sources);
+  } catch (err) {
+    await engine.dispose();
+    throw err;
+  }
+  let session: NativeSession;
+  try {
+    session = engine.createSession({
+      maxSeqLen: options.maxSeqLen ?? 64,
+      maxTokens: options.maxTokens ?? 64,
+      maxOutputRows: options.maxOutputRows ?? 1,
+      kvType: options.kvType ?? 'f32',
+    });
+  } catch (err) {
+    await engine.dispose();
+    throw err;
+  }
   return { engine, session };
 }
 

@@ -1,13 +1,15 @@
 /**
  * The per-op test suite's runner (test/ops/): one-op graphs through the production
- * Engine/Session path on every CPU kernel tier, checked against the float64 references with
- * the tolerance tables of test/cases/ (style.md: one-op graphs, tolerances in one table,
- * evidence in every failure). Also the weight encodings those tests load: GGUF source bytes,
- * and the values the engine stores after converting them (native/core/quantize.cc mirrored).
+ * Engine/Session path on every CPU kernel tier and on the CUDA backend of the SIMT emulator build
+ * ('cuda-simt': the CUDA kernels compiled for the CPU), checked against the float64 references
+ * and the CPU reference tier with the tolerance tables of test/cases/ (style.md: one-op graphs,
+ * tolerances in one table, evidence in every failure; "cuda-simt vs cpu"). Also the weight
+ * encodings those tests load: GGUF source bytes, and the values the engine stores after
+ * converting them (native/core/quantize.cc mirrored).
  */
 import { describe, it } from 'vitest';
 
-import type { CpuKernelTier, GraphSpec, LoadableType, WeightDType, WeightSource } from '../../lib/addon-types.js';
+import type { CpuKernelTier, GraphSpec, KvCacheType, LoadableType, WeightDType, WeightSource } from '../../lib/addon-types.js';
 import {
   bf16ToNumber,
   dequantBf16,
@@ -22,7 +24,9 @@ import {
   quantizeQ4_0,
   quantizeQ8_0,
 } from '../reference/ops.js';
-import { availableTiers, buildEngine } from './graphs.js';
+import { type Target, availableTiers, buildEngine, simtMissing } from './graphs.js';
+
+export type { Target } from './graphs.js';
 
 // ---- tiers, names, seeds ----------------------------------------------------------------------
 
@@ -49,18 +53,55 @@ export function seedOf(name: string): number {
   return h >>> 0;
 }
 
+function isCi(): boolean {
+  return process.env['CI'] === 'true' || process.env['CI'] === '1';
+}
+
+let warnedSimt = false;
+
 /**
- * One describe per case, one test per tier. A tier's test gets its own output and, for every
- * tier but the reference, the reference tier's output of the same case (cross-tier check).
+ * Registers the 'cuda-simt' test of a case: `body` when the SIMT build loads; otherwise a skip
+ * with the reason printed once (a failure under CI=true, which builds it); or a skip with
+ * `unsupported` when the CUDA kernels do not cover the case.
+ */
+export function itCudaSimt(name: string, body: () => Promise<void>, unsupported?: string): void {
+  const missing = simtMissing();
+  if (unsupported !== undefined) {
+    it.skip(`${name}: unsupported on CUDA: ${unsupported}`, () => {});
+  } else if (missing === undefined) {
+    it(name, body);
+  } else if (isCi()) {
+    it(name, () => {
+      throw new Error(missing);
+    });
+  } else {
+    if (!warnedSimt) console.warn(`skipping cuda-simt tests: ${missing}`);
+    warnedSimt = true;
+    it.skip(`${name}: ${missing}`, () => {});
+  }
+}
+
+/** Every CPU tier this machine runs, then 'cuda-simt' when the SIMT build is there. */
+export function targets(): readonly Target[] {
+  return simtMissing() === undefined ? [...tiers(), 'cuda-simt'] : tiers();
+}
+
+/**
+ * One describe per case, one test per CPU tier and one for 'cuda-simt' (the CUDA backend on the
+ * SIMT emulator). A test gets its own output and, for every target but the reference tier, the
+ * reference tier's output of the same case (cross-tier check: "cuda-simt vs cpu" for CUDA).
+ * `options.cudaUnsupported` skips the CUDA test with that reason (a combination the kernels do
+ * not cover by design).
  */
 export function describeTiers<T>(
   caseName: string,
-  run: (tier: CpuKernelTier) => Promise<T>,
-  check: (got: T, tier: CpuKernelTier, referenceTier: T | undefined) => void,
+  run: (tier: Target) => Promise<T>,
+  check: (got: T, tier: Target, referenceTier: T | undefined) => void,
+  options: { readonly cudaUnsupported?: string } = {},
 ): void {
   describe(caseName, () => {
-    const outputs = new Map<CpuKernelTier, Promise<T>>();
-    const output = (tier: CpuKernelTier): Promise<T> => {
+    const outputs = new Map<Target, Promise<T>>();
+    const output = (tier: Target): Promise<T> => {
       let p = outputs.get(tier);
       if (p === undefined) {
         p = run(tier);
@@ -74,6 +115,14 @@ export function describeTiers<T>(
         check(got, tier, tier === 'reference' ? undefined : await output('reference'));
       });
     }
+    itCudaSimt(
+      'cuda-simt',
+      async () => {
+        const got = await output('cuda-simt');
+        check(got, 'cuda-simt', await output('reference'));
+      },
+      options.cudaUnsupported,
+    );
   });
 }
 
@@ -97,14 +146,14 @@ export interface RunOptions {
   readonly maxSeqLen?: number;
   readonly maxTokens?: number;
   readonly maxOutputRows?: number;
-  readonly kvType?: 'f32' | 'f16';
+  readonly kvType?: KvCacheType;
 }
 
-/** Builds the graph on one tier, runs the steps in order on one session, disposes everything. */
+/** Builds the graph on one target, runs the steps in order on one session, disposes everything. */
 export async function runGraph(
   spec: GraphSpec,
   sources: readonly WeightSource[],
-  tier: CpuKernelTier,
+  tier: Target,
   steps: readonly Step[],
   options: RunOptions = {},
 ): Promise<StepOutputs[]> {

@@ -1,5 +1,5 @@
 /**
- * last_row through the engine on every CPU tier: the last row only, every row when the step
+ * last_row through the engine on every CPU tier and cuda-simt: the last row only, every row when the step
  * asks (up to maxOutputRows), an ERR_INVALID_ARG beyond that; alone and feeding a matmul.
  * Inputs are position codes (x[i][c] = i + c/8192) and the matmul only selects columns, so
  * every tier must give the expected values exactly.
@@ -10,7 +10,7 @@ import type { GraphSpec } from '../../lib/addon-types.js';
 import { LAST_ROW_CASES, LAST_ROW_HEAD_ROWS, LAST_ROW_MAX_OUTPUT_ROWS, LAST_ROW_OVERFLOW, type LastRowCase } from '../cases/last_row.cases.js';
 import { buildEngine, f32Source } from '../helpers/graphs.js';
 import { rowColCode } from '../helpers/init.js';
-import { assertWithin, describeTiers, runGraph, tiers } from '../helpers/op-runner.js';
+import { assertWithin, describeTiers, runGraph, targets } from '../helpers/op-runner.js';
 
 const EXACT = { atol: 0, rtol: 0 };
 
@@ -71,7 +71,7 @@ for (const c of LAST_ROW_CASES) {
 }
 
 describe(`last_row: a step asking for more rows than maxOutputRows (${LAST_ROW_OVERFLOW.n} > ${LAST_ROW_OVERFLOW.maxOutputRows})`, () => {
-  for (const tier of tiers()) {
+  for (const tier of targets()) {
     it(`tier=${tier} rejects with ERR_INVALID_ARG and still runs the next step`, async () => {
       const { n, width, maxOutputRows } = LAST_ROW_OVERFLOW;
       const spec = lastRowGraph({ width, graph: 'last_row' });

@@ -3,19 +3,59 @@
  * storage type (test/cases/matmul.cases.ts), against the float64 matmul of the weights as the
  * engine stores them, and each fast tier against the reference tier.
  */
-import { MATMUL_CASES, matmulTolerance, type MatmulCase } from '../cases/matmul.cases.js';
+import { CUDA_MATVEC_MAX_N, MATMUL_CASES, cudaGemmRoundsToBf16, matmulTolerance, type MatmulCase } from '../cases/matmul.cases.js';
 import { matmulGraph } from '../helpers/graphs.js';
 import { randomUniform, rowColCode } from '../helpers/init.js';
 import { assertWithin, describeTiers, encodeSource, lazy, memorySource, runGraph, seedOf, storedValues } from '../helpers/op-runner.js';
 import { Rng } from '../helpers/rng.js';
-import { matmul } from '../reference/ops.js';
+import { bf16ToNumber, matmul, numberToBf16 } from '../reference/ops.js';
 
 interface MatmulData {
   readonly bytes: Uint8Array; // the weight in its source encoding
+  readonly w: Float64Array; // the stored weights, dequantized: [rows][cols]
   readonly xs: readonly Float32Array[]; // one activation matrix per step: [n][cols]
   readonly refs: readonly Float64Array[]; // float64 x · Wᵀ on the stored weights: [n][rows]
   readonly scales: readonly Float64Array[]; // sum_c |w_c x_c| per output
   readonly sigmas: readonly Float64Array[]; // int8 activation rounding, per output
+}
+
+/**
+ * What CUDA's tensor-core GEMM computes for a prefill step (n > 8, native/cuda/matmul.cu): the
+ * activations rounded to bf16 (and f16 weights too), then exact products summed in f32.
+ *   ref    float64 bf16(x) · bf16(W)ᵀ   (the kernel's own arithmetic, held to the f32 bound)
+ *   scale  sum_c |w'_c x'_c| of those rounded values
+ *   shift  sum_c |w_c x_c - w'_c x'_c|: how far the rounding can move an output from the
+ *          unrounded product (the bound against the CPU reference tier)
+ */
+interface CudaGemmData {
+  readonly ref: Float64Array;
+  readonly scale: Float64Array;
+  readonly shift: Float64Array;
+}
+
+const bf16 = (v: number): number => bf16ToNumber(numberToBf16(v));
+
+function cudaGemmData(c: MatmulCase, w: Float64Array, x: Float32Array): CudaGemmData {
+  const n = x.length / c.cols;
+  const xb = Float64Array.from(x, bf16);
+  const wb = c.kind.storage === 'f16' ? w.map(bf16) : w;
+  const scale = new Float64Array(n * c.rows);
+  const shift = new Float64Array(n * c.rows);
+  for (let i = 0; i < n; i++) {
+    for (let r = 0; r < c.rows; r++) {
+      let sc = 0;
+      let sh = 0;
+      for (let k = 0; k < c.cols; k++) {
+        const exact = (w[r * c.cols + k] as number) * (x[i * c.cols + k] as number);
+        const rounded = (wb[r * c.cols + k] as number) * (xb[i * c.cols + k] as number);
+        sc += Math.abs(rounded);
+        sh += Math.abs(exact - rounded);
+      }
+      scale[i * c.rows + r] = sc;
+      shift[i * c.rows + r] = sh;
+    }
+  }
+  return { ref: matmul(xb, wb, c.rows, c.cols), scale, shift };
 }
 
 /** Row i one-hot at column (cols - 1 + 37 i) % cols: out[i][r] = W[r][that column]. */
@@ -85,6 +125,7 @@ function makeData(c: MatmulCase): MatmulData {
   const errs = xs.map((x) => errorScales(x, w, c.rows, c.cols, c.init !== 'random'));
   return {
     bytes,
+    w,
     xs,
     refs: xs.map((x) => matmul(x, w, c.rows, c.cols)),
     scales: errs.map((e) => e.scale),
@@ -94,6 +135,15 @@ function makeData(c: MatmulCase): MatmulData {
 
 for (const c of MATMUL_CASES) {
   const data = lazy(() => makeData(c));
+  const gemm = new Map<number, CudaGemmData>();
+  const cudaGemm = (j: number): CudaGemmData => {
+    let g = gemm.get(j);
+    if (g === undefined) {
+      g = cudaGemmData(c, data().w, data().xs[j]!);
+      gemm.set(j, g);
+    }
+    return g;
+  };
   const maxN = Math.max(...c.ns);
   describeTiers(
     `matmul ${c.name}`,
@@ -107,11 +157,21 @@ for (const c of MATMUL_CASES) {
       ),
     (got, tier, referenceTier) => {
       const d = data();
-      const tol = matmulTolerance(tier, c.kind.storage);
       c.ns.forEach((n, j) => {
+        const tol = matmulTolerance(tier, c.kind.storage, n);
         const what = `matmul ${c.name} tier=${tier} step n=${n}`;
-        const bound = { scale: d.scales[j]!, sigma: d.sigmas[j]!, width: c.rows };
         const out = got[j]!['out']!;
+        if (tier === 'cuda-simt' && n > CUDA_MATVEC_MAX_N && cudaGemmRoundsToBf16(c.kind.storage)) {
+          // the bf16 tensor-core GEMM: its own arithmetic against float64, then the CPU reference
+          // tier within the rounding's reach (kSigma 1 x shift: a bound, not a probability)
+          const g = cudaGemm(j);
+          assertWithin(out, g.ref, tol.vsFloat64, `${what}: vs float64 on bf16-rounded inputs`, { scale: g.scale, width: c.rows });
+          if (referenceTier && tol.vsReferenceTier) {
+            assertWithin(out, referenceTier[j]!['out']!, tol.vsReferenceTier, `${what}: vs reference tier`, { scale: d.scales[j]!, sigma: g.shift, width: c.rows });
+          }
+          return;
+        }
+        const bound = { scale: d.scales[j]!, sigma: d.sigmas[j]!, width: c.rows };
         assertWithin(out, d.refs[j]!, tol.vsFloat64, `${what}: vs float64 reference`, bound);
         if (referenceTier && tol.vsReferenceTier) {
           assertWithin(out, referenceTier[j]!['out']!, tol.vsReferenceTier, `${what}: vs reference tier`, bound);
