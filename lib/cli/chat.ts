@@ -15,6 +15,7 @@ import { createInterface } from 'node:readline';
 import type { ChatMessage, ChatOptions } from '../chat.js';
 import { buildLlama2ChatTokens } from '../chat.js';
 import type { GenerateResult } from '../generate.js';
+import type { KvCacheType } from '../addon-types.js';
 import { type LoadModelOptions, loadModel } from '../load-model.js';
 import type { LlamaModel } from '../model/llama-model.js';
 import type { DeviceRequest } from '../native.js';
@@ -78,7 +79,7 @@ export async function runChat(argv: readonly string[]): Promise<number> {
   const device = optString(p, 'device');
   if (device !== undefined && !['cpu', 'cuda', 'auto'].includes(device)) throw new UsageError('--device must be cpu, cuda or auto');
   const kvType = optString(p, 'kv-type');
-  if (kvType !== undefined && kvType !== 'f16' && kvType !== 'f32') throw new UsageError('--kv-type must be f16 or f32');
+  if (kvType !== undefined && !['f16', 'f32', 'bf16'].includes(kvType)) throw new UsageError('--kv-type must be f16, f32 or (CUDA) bf16');
   const verbose = optBool(p, 'verbose');
   const systemPrompt = optString(p, 'system');
   const threads = optInt(p, 'threads');
@@ -103,7 +104,7 @@ export async function runChat(argv: readonly string[]): Promise<number> {
     ...(threads !== undefined ? { threads } : {}),
     ...(ctx !== undefined ? { contextLength: ctx } : {}),
     ...(batch !== undefined ? { batchSize: batch } : {}),
-    ...(kvType !== undefined ? { kvCacheType: kvType as 'f16' | 'f32' } : {}),
+    ...(kvType !== undefined ? { kvCacheType: kvType as KvCacheType } : {}),
     onProgress: bar.update,
   };
   const model = await loadModel(modelPath, loadOptions);

@@ -6,6 +6,7 @@
  * one-line summary to stderr. With --json it prints only one JSON object:
  *   {"prompt_tokens": [...], "tokens": [...], "text": "...", "finish_reason": "...", "timings": {...}}
  */
+import type { KvCacheType } from '../addon-types.js';
 import { type LoadModelOptions, loadModel } from '../load-model.js';
 import type { GenerateOptions, GenerateResult } from '../generate.js';
 import type { DeviceRequest } from '../native.js';
@@ -28,7 +29,7 @@ export const generateOptions: OptionSpecs = {
   threads: { type: 'number', description: 'CPU threads (default: all)' },
   'ctx-size': { type: 'number', description: 'context length (default: the model\'s)' },
   'batch-size': { type: 'number', description: 'prompt tokens per step (default 128)' },
-  'kv-type': { type: 'string', value: 'T', description: 'KV cache type: f16 (default) or f32' },
+  'kv-type': { type: 'string', value: 'T', description: 'KV cache type: f16 (default), f32, or bf16 (CUDA)' },
   json: { type: 'boolean', description: 'print one JSON object instead of streaming text' },
   help: { type: 'boolean', description: 'show this help' },
 };
@@ -70,7 +71,7 @@ export async function runGenerate(argv: readonly string[]): Promise<number> {
   const device = optString(p, 'device');
   if (device !== undefined && !['cpu', 'cuda', 'auto'].includes(device)) throw new UsageError('--device must be cpu, cuda or auto');
   const kvType = optString(p, 'kv-type');
-  if (kvType !== undefined && kvType !== 'f16' && kvType !== 'f32') throw new UsageError('--kv-type must be f16 or f32');
+  if (kvType !== undefined && !['f16', 'f32', 'bf16'].includes(kvType)) throw new UsageError('--kv-type must be f16, f32 or (CUDA) bf16');
   const json = optBool(p, 'json');
 
   const bar = progressBar('loading');
@@ -84,7 +85,7 @@ export async function runGenerate(argv: readonly string[]): Promise<number> {
     ...(threads !== undefined ? { threads } : {}),
     ...(ctx !== undefined ? { contextLength: ctx } : {}),
     ...(batch !== undefined ? { batchSize: batch } : {}),
-    ...(kvType !== undefined ? { kvCacheType: kvType as 'f16' | 'f32' } : {}),
+    ...(kvType !== undefined ? { kvCacheType: kvType as KvCacheType } : {}),
     ...(json ? {} : { onProgress: bar.update }),
   };
   const model = await loadModel(modelPath, loadOptions);
