@@ -22,7 +22,7 @@ build_and_check() {  # $1: check name; prints the check's summary line; returns 
 # (file, the exact text to replace, its mutant, the check that must catch it)
 mutants=(
   "native/cuda/attention_decode.cu|const int len = min(pos[0] + row + 1, capacity);|const int len = min(pos[0] + row, capacity);|cuda_check_attention"
-  "native/cuda/matvec.cu|bytes4(qh[r], (raw[r][q] >> 4) \& 0x0F0F0F0Fu);|bytes4(qh[r], (raw[r][q] >> 3) \& 0x0F0F0F0Fu);|cuda_check_matmul"
+  "native/cuda/matvec.cu|bytes4(qh[r], (raw[r][q] >> 4) & 0x0F0F0F0Fu);|bytes4(qh[r], (raw[r][q] >> 3) & 0x0F0F0F0Fu);|cuda_check_matmul"
   "native/cuda/kv_cache.cu|const int64_t row = pos0 + i;|const int64_t row = pos0 + i + 1;|cuda_check_elementwise"
 )
 
