@@ -1,20 +1,5 @@
 /**
- * The denominators: what this machine can do at most, measured on the spot.
- *   memory read bandwidth (GB/s): decode reads every weight once per token, so
- *     max tokens/s = bandwidth / weight bytes
+ * The denominators of every benchmark here, measured on the spot: lib/bench/ceilings.ts (shipped
+ * with the CLI). Re-exported for scripts under bench/.
  */
-import { loadAddon } from '../lib/native.js';
-
-export interface Ceilings {
-  readonly cpu: string;
-  readonly threads: number;
-  /** Streaming read bandwidth over 1 GiB, all threads, best of 5. */
-  readonly readGBps: number;
-  readonly copyGBps: number;
-}
-
-export function measureCeilings(threads = 0): Ceilings {
-  const { addon, info } = loadAddon('cpu');
-  const bw = addon.measureMemoryBandwidth(1 << 30, threads, 5);
-  return { cpu: info.cpu.model, threads: bw.threads, readGBps: bw.readGBps, copyGBps: bw.copyGBps };
-}
+export { type Ceilings, measureBandwidth, measureCpuCeilings, measureCudaCeilings } from '../lib/bench/ceilings.js';

@@ -1,11 +1,11 @@
 /*
  * The whole native surface of the addon, typed in one place. Nothing here is public API:
- * lib/index.ts exposes the model-level API built on it. (A plain comment, not JSDoc: an
- * `@internal` here would attach to the first declaration and strip it from the .d.ts.)
+ * lib/index.ts exposes the model-level API built on it. (No internal-tag here: tsc's stripInternal
+ * reads the tag in any comment before the first declaration, JSDoc or not, and drops that declaration.)
  */
 
 /** Storage types of weights inside the engine (native/core/dtype.h). */
-export type WeightDType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'int4';
+export type WeightDType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'int4' | 'nf4';
 
 /**
  * Tensor encodings the native loader reads from files and keeps as they are (floats, Q8_0) or
@@ -17,7 +17,7 @@ export type LoadableType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0';
  * More ggml block types the native loader reads and converts at load (native/core/ggml_blocks.h;
  * which storage each becomes, and how exactly: the table in native/core/weight_loader.cc).
  */
-export type ConvertedType = 'q4_1' | 'q5_0' | 'q5_1' | 'q4_k' | 'q5_k' | 'q6_k' | 'q8_k';
+export type ConvertedType = 'q4_1' | 'q5_0' | 'q5_1' | 'q4_k' | 'q5_k' | 'q6_k' | 'q8_k' | 'nf4';
 
 /** Every encoding a WeightSource may name. */
 export type SourceEncoding = LoadableType | ConvertedType;
@@ -32,7 +32,7 @@ export interface WeightSpec {
   readonly dtype: WeightDType;
   /** [rows, cols]; 1-D weights are [1, n]. */
   readonly shape: readonly [number, number];
-  /** int4 group size (32, 64 or 128). */
+  /** int4 group size (32, 64 or 128); nf4 blocks are always 64. */
   readonly group?: number;
 }
 
@@ -215,9 +215,60 @@ export type CudaBenchSpec =
       readonly device?: number;
     };
 
+/**
+ * One CPU op on prepared buffers (native/core/op_bench.h), for the microbenchmarks. Sizes by op:
+ * matmul/embed `rows` x `cols` weight of `dtype`; rmsnorm/swiglu/add/last_row `width`; rope,
+ * kv_append, attention `nHeads`/`nKvHeads`/`headDim`, rows at positions ctx - n .. ctx - 1.
+ * Buffers are seeded random unless `a`, `b` (f32) or `weight` (a source encoding) are given.
+ */
+export interface OpBenchSpec {
+  readonly op: OpName;
+  readonly dtype?: WeightDType;
+  readonly group?: number;
+  readonly rows?: number;
+  readonly cols?: number;
+  readonly width?: number;
+  readonly n?: number;
+  readonly nHeads?: number;
+  readonly nKvHeads?: number;
+  readonly headDim?: number;
+  readonly ctx?: number;
+  readonly kvType?: 'f32' | 'f16';
+  readonly tier?: CpuKernelTier;
+  readonly threads?: number;
+  readonly seed?: number;
+  /**
+   * matmul / attention: replicate the weight (the KV cache) until the copies take this many
+   * bytes and read the next copy each run, so runs read memory, not the cache (default 0: one copy).
+   */
+  readonly coldBytes?: number;
+  readonly a?: Float32Array;
+  readonly b?: Float32Array;
+  readonly weight?: { readonly type: SourceEncoding; readonly data: Uint8Array };
+}
+
+export interface OpBenchHandle {
+  /** What runs: kernel tier, op, dtype, threads. */
+  readonly kernel: string;
+  readonly threads: number;
+  /** Copies of the weight / KV cache the runs rotate over (coldBytes). */
+  readonly copies: number;
+  /** Runs the op `iterations` times back to back (blocking); returns the elapsed seconds. */
+  run(iterations?: number): number;
+  /** A copy of the op's output (rope: the rotated input; kv_append: empty). */
+  output(): Float32Array;
+  dispose(): void;
+}
+
 export interface Addon {
   readonly Engine: new (spec: GraphSpec, options?: EngineOptions) => NativeEngine;
   backendInfo(): NativeBackendInfo;
+  /**
+   * The NVIDIA driver asked directly (dlopen libcuda.so.1; no CUDA toolkit needed), in every build
+   * made since the driver probe exists (absent in older builds). Never throws. (The type is an
+   * inline import: a first-line import would take the file's header comment and be stripped.)
+   */
+  cudaDriverProbe?: () => import('./cuda-archs.js').DriverProbeResult;
   /** Runs a tiny kernel on the device: "" when it worked, else the reason. */
   cudaProbe(device?: number): string;
   /** Free and total device memory (cudaMemGetInfo); throws ERR_UNSUPPORTED in the CPU build. */
@@ -238,4 +289,6 @@ export interface Addon {
    * q8_0/q4_0 follow ggml's reference quantizers byte for byte; 'f32' gives ggml's dequantization.
    */
   quantizeRows(src: Uint8Array, srcType: SourceEncoding, dstType: QuantizeTarget): Uint8Array;
+  /** One CPU op on prepared buffers, timed natively (synchronous; a benchmark helper). */
+  benchOp(spec: OpBenchSpec): OpBenchHandle;
 }

@@ -21,7 +21,7 @@ import { type QuantizeAtLoad, type WeightPlan, planWeights } from './model/weigh
 import { resolveTokenizer } from './tokenizer/resolve.js';
 
 /** How the engine stores a weight (native/core/dtype.h). */
-export type WeightStorage = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'int4';
+export type WeightStorage = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'int4' | 'nf4';
 // the engine's set exactly (this line stops compiling when the two drift apart)
 const storageIsEngineDType: [WeightStorage, WeightDType] extends [WeightDType, WeightStorage] ? true : never = true;
 void storageIsEngineDType;

@@ -3,9 +3,10 @@
  */
 import * as path from 'node:path';
 
-import type { CpuKernelTier, KvCacheType, NativeEngine } from './addon-types.js';
+import type { CpuKernelTier, KvCacheType, NativeEngine, WeightSource } from './addon-types.js';
 import { LlamaCudaError, nativeError } from './errors.js';
 import { openModelFile } from './formats/model-file.js';
+import type { TensorInfo } from './formats/tensor-info.js';
 import { defaultContextLength, parameterCount } from './model/config.js';
 import { LlamaModel } from './model/llama-model.js';
 import { buildLlamaGraph } from './model/transformer.js';
@@ -13,6 +14,8 @@ import { type QuantizeAtLoad, planWeights } from './model/weights.js';
 import { type AddonChoice, type DeviceRequest, loadAddon } from './native.js';
 import type { Tokenizer } from './tokenizer/index.js';
 import { resolveTokenizer } from './tokenizer/resolve.js';
+import { applyLora, checkLoraOptions } from './lora/index.js';
+import type { LoraAdapterOptions, LoraMode } from './lora/types.js';
 
 export interface LoadProgress {
   readonly loadedBytes: number;
@@ -43,11 +46,34 @@ export interface LoadModelOptions {
   readonly cpuKernels?: CpuKernelTier;
   /**
    * Quantize f32/f16/bf16 matrices at load: 'int4' (group-wise min/max affine, round to
-   * nearest) or 'int8' (Q8_0). Tensors already quantized in the file stay as they are; norms stay f32.
+   * nearest), 'int8' (Q8_0) or 'nf4' (QLoRA's 4-bit NormalFloat, blocks of 64 with an absmax
+   * scale, each value rounded to the nearest NF4 level). Tensors already quantized in the file
+   * stay as they are; norms stay f32.
    */
   readonly quantize?: QuantizeAtLoad;
   /** int4 group size for `quantize: 'int4'` (default 32). */
   readonly quantizeGroup?: 32 | 64 | 128;
+  /**
+   * PEFT LoRA adapters to apply (each a folder with adapter_config.json and
+   * adapter_model.safetensors), summed when several; `scale` multiplies the adapter's alpha / r.
+   */
+  readonly lora?: readonly LoraAdapterOptions[];
+  /** 'merged' (default: W + scale·(alpha/r)·B·A at load) or 'runtime' (low-rank matmuls in the graph). */
+  readonly loraMode?: LoraMode;
+}
+
+/**
+ * Sources whose tensor is assembled rather than one file range (TensorInfo.read: bitsandbytes
+ * NF4 weights) become in-memory sources; the others stay file ranges.
+ */
+async function readAssembledSources(sources: readonly WeightSource[], tensors: readonly TensorInfo[]): Promise<WeightSource[]> {
+  const byName = new Map(tensors.map((t) => [t.name, t]));
+  const out: WeightSource[] = [];
+  for (const s of sources) {
+    const read = byName.get(s.weight)?.read;
+    out.push(read === undefined || !('file' in s) ? s : { weight: s.weight, type: s.type, nbytes: s.nbytes, data: await read() });
+  }
+  return out;
 }
 
 function positiveInt(name: string, v: number | undefined, max: number): void {
@@ -81,6 +107,7 @@ function checkOptions(modelPath: string, options: LoadModelOptions): void {
   if (options.kvCacheType !== undefined && !['f16', 'f32', 'bf16'].includes(options.kvCacheType)) {
     throw new LlamaCudaError('ERR_INVALID_ARG', `kvCacheType must be 'f16', 'f32' or (CUDA) 'bf16', got ${String(options.kvCacheType)}`);
   }
+  checkLoraOptions(options.lora, options.loraMode);
 }
 
 /**
@@ -101,18 +128,20 @@ export async function loadModelWith(choice: AddonChoice, modelPath: string, opti
       `the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${file.config.vocabSize}`,
     );
   }
-  const plan = planWeights(file.config, file.tensors, path.basename(file.path), {
+  const planned = planWeights(file.config, file.tensors, path.basename(file.path), {
     ...(options.quantize !== undefined ? { quantize: options.quantize } : {}),
     ...(options.quantizeGroup !== undefined ? { quantizeGroup: options.quantizeGroup } : {}),
   });
+  const plan = { ...planned, sources: await readAssembledSources(planned.sources, file.tensors) };
   const contextLength = options.contextLength ?? defaultContextLength(file.config);
   const spec = buildLlamaGraph(file.config, plan, { contextLength });
+  const lora = await applyLora(choice.addon, file.config, plan, spec, options.lora, options.loraMode);
   const batchSize = Math.min(options.batchSize ?? 128, contextLength);
 
   const site = new Error();
   let engine: NativeEngine;
   try {
-    engine = new choice.addon.Engine(spec, {
+    engine = new choice.addon.Engine(lora.graph, {
       device: choice.device,
       threads: options.threads ?? 0,
       cpuKernels: options.cpuKernels ?? 'auto',
@@ -123,7 +152,7 @@ export async function loadModelWith(choice: AddonChoice, modelPath: string, opti
   try {
     const onProgress = options.onProgress;
     await engine.load(
-      plan.sources,
+      lora.plan.sources,
       onProgress ? (done, total) => onProgress({ loadedBytes: done, totalBytes: total, fraction: total > 0 ? done / total : 1 }) : undefined,
     );
   } catch (err) {
@@ -153,6 +182,7 @@ export async function loadModelWith(choice: AddonChoice, modelPath: string, opti
       tensorTypes,
       backend: { variant: choice.variant, device: choice.device, reason: choice.reason, description: engine.describe() },
       loadMs: performance.now() - t0,
+      ...(lora.info !== undefined ? { lora: lora.info } : {}),
     },
   });
   return model;

@@ -194,7 +194,7 @@ export function halfToInterleavedRows(headDim: number, ropeDim: number): Int32Ar
 }
 
 /** Tensors of the output, in order, with the source each comes from. */
-function tensorList(file: ModelFile): TensorInfo[] {
+export function tensorList(file: ModelFile): TensorInfo[] {
   if (file.gguf !== undefined) return [...file.tensors];
   const byName = new Map(file.tensors.map((t) => [t.name, t]));
   return canonicalOrder(file.config).flatMap((name) => {
@@ -203,7 +203,8 @@ function tensorList(file: ModelFile): TensorInfo[] {
   });
 }
 
-class SourceReader {
+/** Reads byte ranges of tensor files, one handle per file. */
+export class SourceReader {
   private readonly handles = new Map<string, Promise<FileHandle>>();
 
   async read(file: string, position: number, length: number): Promise<Uint8Array> {

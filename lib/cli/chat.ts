@@ -15,12 +15,12 @@ import { createInterface } from 'node:readline';
 import type { ChatMessage, ChatOptions } from '../chat.js';
 import { buildLlama2ChatTokens } from '../chat.js';
 import type { GenerateResult } from '../generate.js';
-import type { KvCacheType } from '../addon-types.js';
 import { type LoadModelOptions, loadModel } from '../load-model.js';
 import type { LlamaModel } from '../model/llama-model.js';
-import type { DeviceRequest } from '../native.js';
 import { type OptionSpecs, UsageError, helpText, optBool, optInt, optList, optNumber, optString, parseArgs } from './args.js';
 import { generateOptions } from './generate.js';
+import { loraLoadOptions } from './lora-args.js';
+import { loadOptionsFrom } from './model-options.js';
 import { progressBar } from './progress.js';
 
 const shared = (name: string): OptionSpecs[string] => generateOptions[name]!;
@@ -42,6 +42,9 @@ export const chatOptions: OptionSpecs = {
   'ctx-size': shared('ctx-size'),
   'batch-size': shared('batch-size'),
   'kv-type': shared('kv-type'),
+  quantize: shared('quantize'),
+  lora: shared('lora'),
+  'lora-mode': shared('lora-mode'),
   verbose: { type: 'boolean', description: 'print per-turn token counts and speed to stderr' },
   help: { type: 'boolean', description: 'show this help' },
 };
@@ -76,16 +79,8 @@ export async function runChat(argv: readonly string[]): Promise<number> {
   const modelPath = optString(p, 'model');
   if (modelPath === undefined) throw new UsageError('--model is required');
   if (p.positionals.length > 0) throw new UsageError(`unexpected argument "${p.positionals[0]}" (user turns are read from stdin)`);
-  const device = optString(p, 'device');
-  if (device !== undefined && !['cpu', 'cuda', 'auto'].includes(device)) throw new UsageError('--device must be cpu, cuda or auto');
-  const kvType = optString(p, 'kv-type');
-  if (kvType !== undefined && !['f16', 'f32', 'bf16'].includes(kvType)) throw new UsageError('--kv-type must be f16, f32 or (CUDA) bf16');
   const verbose = optBool(p, 'verbose');
   const systemPrompt = optString(p, 'system');
-  const threads = optInt(p, 'threads');
-  const ctx = optInt(p, 'ctx-size');
-  const batch = optInt(p, 'batch-size');
-  const tokenizer = optString(p, 'tokenizer');
   const options: ChatOptions = {
     maxTokens: optInt(p, 'max-tokens') ?? 512,
     stop: optList(p, 'stop'),
@@ -99,12 +94,8 @@ export async function runChat(argv: readonly string[]): Promise<number> {
 
   const bar = progressBar('loading');
   const loadOptions: LoadModelOptions = {
-    ...(device !== undefined ? { device: device as DeviceRequest } : {}),
-    ...(tokenizer !== undefined ? { tokenizer } : {}),
-    ...(threads !== undefined ? { threads } : {}),
-    ...(ctx !== undefined ? { contextLength: ctx } : {}),
-    ...(batch !== undefined ? { batchSize: batch } : {}),
-    ...(kvType !== undefined ? { kvCacheType: kvType as KvCacheType } : {}),
+    ...loadOptionsFrom(p),
+    ...loraLoadOptions(p),
     onProgress: bar.update,
   };
   const model = await loadModel(modelPath, loadOptions);

@@ -6,11 +6,11 @@
  * one-line summary to stderr. With --json it prints only one JSON object:
  *   {"prompt_tokens": [...], "tokens": [...], "text": "...", "finish_reason": "...", "timings": {...}}
  */
-import type { KvCacheType } from '../addon-types.js';
 import { type LoadModelOptions, loadModel } from '../load-model.js';
 import type { GenerateOptions, GenerateResult } from '../generate.js';
-import type { DeviceRequest } from '../native.js';
 import { type OptionSpecs, UsageError, helpText, optBool, optInt, optList, optNumber, optString, parseArgs } from './args.js';
+import { loraLoadOptions, loraOptions } from './lora-args.js';
+import { loadOptionsFrom, quantizeOptionSpec } from './model-options.js';
 import { progressBar } from './progress.js';
 
 export const generateOptions: OptionSpecs = {
@@ -30,6 +30,8 @@ export const generateOptions: OptionSpecs = {
   'ctx-size': { type: 'number', description: 'context length (default: the model\'s)' },
   'batch-size': { type: 'number', description: 'prompt tokens per step (default 128)' },
   'kv-type': { type: 'string', value: 'T', description: 'KV cache type: f16 (default), f32, or bf16 (CUDA)' },
+  quantize: quantizeOptionSpec(),
+  ...loraOptions,
   json: { type: 'boolean', description: 'print one JSON object instead of streaming text' },
   help: { type: 'boolean', description: 'show this help' },
 };
@@ -68,24 +70,12 @@ export async function runGenerate(argv: readonly string[]): Promise<number> {
   const modelPath = optString(p, 'model');
   const prompt = optString(p, 'prompt') ?? p.positionals.join(' ');
   if (modelPath === undefined) throw new UsageError('--model is required');
-  const device = optString(p, 'device');
-  if (device !== undefined && !['cpu', 'cuda', 'auto'].includes(device)) throw new UsageError('--device must be cpu, cuda or auto');
-  const kvType = optString(p, 'kv-type');
-  if (kvType !== undefined && !['f16', 'f32', 'bf16'].includes(kvType)) throw new UsageError('--kv-type must be f16, f32 or (CUDA) bf16');
   const json = optBool(p, 'json');
 
   const bar = progressBar('loading');
-  const threads = optInt(p, 'threads');
-  const ctx = optInt(p, 'ctx-size');
-  const batch = optInt(p, 'batch-size');
-  const tokenizer = optString(p, 'tokenizer');
   const loadOptions: LoadModelOptions = {
-    ...(device !== undefined ? { device: device as DeviceRequest } : {}),
-    ...(tokenizer !== undefined ? { tokenizer } : {}),
-    ...(threads !== undefined ? { threads } : {}),
-    ...(ctx !== undefined ? { contextLength: ctx } : {}),
-    ...(batch !== undefined ? { batchSize: batch } : {}),
-    ...(kvType !== undefined ? { kvCacheType: kvType as KvCacheType } : {}),
+    ...loadOptionsFrom(p),
+    ...loraLoadOptions(p),
     ...(json ? {} : { onProgress: bar.update }),
   };
   const model = await loadModel(modelPath, loadOptions);

@@ -1,5 +1,5 @@
 /**
- * llama-cuda inspect F [--tokenizer F] [--ctx-size N] [--batch-size N] [--threads N] [--quantize int4|int8] [--json]
+ * llama-cuda inspect F [--tokenizer F] [--ctx-size N] [--batch-size N] [--threads N] [--quantize int4|int8|nf4] [--json]
  *
  * Describes a model file without loading its weights (lib/inspect.ts): format, hyper-parameters,
  * parameter count, tokenizer, tensor types and their engine storage, and the memory needed on
@@ -16,7 +16,7 @@ export const inspectOptions: OptionSpecs = {
   'ctx-size': { type: 'number', description: "context length to size the KV cache for (default: the model's)" },
   'batch-size': { type: 'number', description: 'prompt tokens per step, to size activations (default 128)' },
   threads: { type: 'number', description: 'CPU threads, to size kernel scratch (default: all)' },
-  quantize: { type: 'string', value: 'Q', description: 'size as if loaded with quantize: int4 or int8' },
+  quantize: { type: 'string', value: 'Q', description: 'size as if loaded with quantize: int4, int8 or nf4' },
   json: { type: 'boolean', description: 'print one JSON object' },
   help: { type: 'boolean', description: 'show this help' },
 };
@@ -231,7 +231,7 @@ export async function runInspect(argv: readonly string[]): Promise<number> {
   const modelPath = given ?? p.positionals[0];
   if (modelPath === undefined) throw new UsageError('the model file is required');
   const quantize = optString(p, 'quantize');
-  if (quantize !== undefined && quantize !== 'int4' && quantize !== 'int8') throw new UsageError('--quantize must be int4 or int8');
+  if (quantize !== undefined && quantize !== 'int4' && quantize !== 'int8' && quantize !== 'nf4') throw new UsageError('--quantize must be int4, int8 or nf4');
   const tokenizer = optString(p, 'tokenizer');
   const ctx = optInt(p, 'ctx-size');
   const batch = optInt(p, 'batch-size');

@@ -8,9 +8,15 @@ import * as path from 'node:path';
 import { LlamaCudaError } from '../errors.js';
 import { packageRoot } from '../package-root.cjs';
 import { UsageError } from './args.js';
+import { benchUsage, runBench } from './bench.js';
+import { buildUsage, runBuild } from './build.js';
 import { chatUsage, runChat } from './chat.js';
+import { doctorUsage, runDoctor } from './doctor.js';
+import { convertGqaUsage, runConvertGqa } from './convert-gqa.js';
+import { embedUsage, runEmbed } from './embed.js';
 import { generateUsage, runGenerate } from './generate.js';
 import { inspectUsage, runInspect } from './inspect.js';
+import { perplexityUsage, runPerplexity } from './perplexity.js';
 import { quantizeUsage, runQuantize } from './quantize.js';
 import { runSynth, synthUsage } from './synth.js';
 import { runTokenize, tokenizeUsage } from './tokenize.js';
@@ -22,6 +28,12 @@ const COMMANDS: Readonly<Record<string, { run: (argv: readonly string[]) => Prom
   tokenize: { run: runTokenize, summary: 'print the token ids of a text', usage: tokenizeUsage },
   quantize: { run: runQuantize, summary: 'write a Q4_0 or Q8_0 GGUF from any model file this library reads', usage: quantizeUsage },
   synth: { run: runSynth, summary: 'write a GGUF with random weights in a real model shape (for benchmarks)', usage: synthUsage },
+  bench: { run: runBench, summary: 'microbenchmarks of every op against measured ceilings (--e2e: whole-model tokens/s)', usage: benchUsage },
+  doctor: { run: runDoctor, summary: 'show the platform, NVIDIA driver, GPUs and native builds, and which build is used and why', usage: doctorUsage },
+  build: { run: runBuild, summary: 'build the native addon from source (CPU, and CUDA for this GPU when nvcc is found)', usage: buildUsage },
+  perplexity: { run: runPerplexity, summary: 'perplexity of a text file, in windows as llama.cpp computes it', usage: perplexityUsage },
+  'convert-gqa': { run: runConvertGqa, summary: 'mean-pool key/value heads into fewer (MHA/GQA -> GQA/MQA), write a GGUF', usage: convertGqaUsage },
+  embed: { run: runEmbed, summary: 'print the normalized embedding of a text (mean or last-token pooling)', usage: embedUsage },
 };
 
 function mainHelp(): string {

@@ -4,7 +4,8 @@
  */
 import type { LoadProgress } from '../load-model.js';
 
-export function progressBar(label: string, stream: NodeJS.WriteStream = process.stderr): {
+/** `detail` replaces the default "loaded/total MiB" text after the percentage. */
+export function progressBar(label: string, stream: NodeJS.WriteStream = process.stderr, detail?: (p: LoadProgress) => string): {
   update: (p: LoadProgress) => void;
   done: () => void;
 } {
@@ -17,7 +18,8 @@ export function progressBar(label: string, stream: NodeJS.WriteStream = process.
       drawn = true;
       const filled = Math.round(p.fraction * width);
       const mb = (n: number): string => (n / 2 ** 20).toFixed(0);
-      stream.write(`\r${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(p.fraction * 100).toFixed(0).padStart(3)}% ${mb(p.loadedBytes)}/${mb(p.totalBytes)} MiB`);
+      const text = detail !== undefined ? detail(p) : `${mb(p.loadedBytes)}/${mb(p.totalBytes)} MiB`;
+      stream.write(`\r${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(p.fraction * 100).toFixed(0).padStart(3)}% ${text}`);
     },
     done() {
       if (drawn) stream.write('\n');

@@ -27,6 +27,7 @@ import * as path from 'node:path';
 import { LlamaCudaError } from '../errors.js';
 import { type LlamaConfig, type RopeScaling, validateConfig } from '../model/config.js';
 import { yarnAttentionFactor } from '../model/rope-scaling.js';
+import { BNB_SUFFIXES, type LocatedTensor, bnbNf4TensorInfo, isBnbCompanion, isBnbNf4Config } from './bnb-nf4.js';
 import { type SafetensorsFile, readSafetensors, safetensorsTensorInfo } from './safetensors.js';
 import type { TensorInfo } from './tensor-info.js';
 
@@ -168,9 +169,9 @@ export function configFromHf(json: unknown, source = HF_CONFIG_FILE): LlamaConfi
       `${source}: model_type ${JSON.stringify(modelType ?? null)} (architectures ${archList.join(', ') || 'none'}) is not supported: only Llama (LlamaForCausalLM, model_type "llama")`,
     );
   }
-  if (isObject(json['quantization_config'])) {
+  if (isObject(json['quantization_config']) && !isBnbNf4Config(json['quantization_config'])) {
     const method = json['quantization_config']['quant_method'];
-    throw new LlamaCudaError('ERR_UNSUPPORTED', `${source}: quantized checkpoints (quantization_config.quant_method ${JSON.stringify(method ?? null)}) are not supported yet; use f32, f16 or bf16 weights`);
+    throw new LlamaCudaError('ERR_UNSUPPORTED', `${source}: quantized checkpoints (quantization_config.quant_method ${JSON.stringify(method ?? null)}) are not supported yet, except bitsandbytes 4-bit NF4; use f32, f16 or bf16 weights`);
   }
   const act = f.string('hidden_act');
   if (act !== undefined && act !== 'silu') throw new LlamaCudaError('ERR_UNSUPPORTED', `${source}: hidden_act "${act}" is not supported (Llama uses silu)`);
@@ -346,10 +347,17 @@ export async function readHfFolder(folder: string): Promise<HfModelFolder> {
   const tensors: TensorInfo[] = [];
   const seen = new Set<string>();
   const byName = new Map([...files].map(([shard, st]) => [shard, new Map(st.tensors.map((t) => [t.name, t]))]));
+  // every tensor by HF name: a bitsandbytes weight's quantization state may sit in another shard
+  const everywhere = new Map<string, LocatedTensor>();
+  for (const { hfName, shard } of located) {
+    const t = byName.get(shard)!.get(hfName);
+    if (t !== undefined) everywhere.set(hfName, { file: files.get(shard)!, tensor: t });
+  }
   for (const { hfName, shard } of located) {
     const st = files.get(shard)!;
     const t = byName.get(shard)!.get(hfName);
     if (t === undefined) throw formatError(HF_WEIGHTS_INDEX, `puts tensor "${hfName}" in ${shard}, which has no such tensor`);
+    if (isBnbCompanion(hfName)) continue; // read with its weight (bnb-nf4.ts)
     const gguf = hfTensorName(hfName);
     if (gguf === null || (gguf === 'output.weight' && tied)) continue;
     if (gguf === undefined) {
@@ -359,6 +367,20 @@ export async function readHfFolder(folder: string): Promise<HfModelFolder> {
     const expected = shapes.get(gguf);
     if (expected === undefined) {
       throw formatError(shard, `tensor "${hfName}" belongs to no layer of a ${config.nLayers}-layer model (num_hidden_layers in ${HF_CONFIG_FILE})`);
+    }
+    if (t.dtype === 'U8' && everywhere.has(`${hfName}.quant_state.bitsandbytes__nf4`)) {
+      const parts = new Map<string, LocatedTensor>();
+      for (const s of BNB_SUFFIXES) {
+        const part = everywhere.get(hfName + s);
+        if (part !== undefined) parts.set(s, part);
+      }
+      const info = await bnbNf4TensorInfo({ file: st, tensor: t }, parts, gguf);
+      if (info.shape.some((v, i) => v !== expected[i])) {
+        throw formatError(shard, `tensor "${hfName}" (bitsandbytes NF4) has shape [${info.shape.join(', ')}], expected [${expected.join(', ')}] from ${HF_CONFIG_FILE}`);
+      }
+      tensors.push(info);
+      seen.add(gguf);
+      continue;
     }
     if (t.shape.length !== expected.length || t.shape.some((v, i) => v !== expected[i])) {
       throw formatError(shard, `tensor "${hfName}" has shape [${t.shape.join(', ')}], expected [${expected.join(', ')}] from ${HF_CONFIG_FILE}`);

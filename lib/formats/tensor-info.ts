@@ -11,7 +11,8 @@ export type SourceType =
   | 'q2_k' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k' | 'q8_k'
   | 'iq2_xxs' | 'iq2_xs' | 'iq3_xxs' | 'iq1_s' | 'iq4_nl' | 'iq3_s' | 'iq2_s' | 'iq4_xs' | 'iq1_m'
   | 'i8' | 'i16' | 'i32' | 'i64'
-  | 'tq1_0' | 'tq2_0';
+  | 'tq1_0' | 'tq2_0'
+  | 'nf4'; // not a GGUF type: bitsandbytes 4-bit NormalFloat, repacked by bnb-nf4.ts
 
 export interface TensorInfo {
   /** Name as stored in the file (GGUF `blk.0.attn_q.weight`, llama2.c synthesized names). */
@@ -24,6 +25,11 @@ export interface TensorInfo {
   /** Absolute byte offset of the first byte in `file`. */
   readonly offset: number;
   readonly nbytes: number;
+  /**
+   * Produces the tensor's bytes (of `type`, `nbytes` long) when they are not one range of `file`:
+   * bitsandbytes NF4 weights, assembled at load from their codes and quantization state.
+   */
+  readonly read?: () => Promise<Uint8Array>;
 }
 
 /** Elements per block and bytes per block of each type (ggml's type traits). */
@@ -59,6 +65,7 @@ export const BLOCK_LAYOUT: Readonly<Record<SourceType, { readonly elems: number;
   i64: { elems: 1, bytes: 8 },
   tq1_0: { elems: 256, bytes: 54 },
   tq2_0: { elems: 256, bytes: 66 },
+  nf4: { elems: 64, bytes: 36 }, // f32 absmax + 32 code bytes (native/core/ggml_blocks.h)
 };
 
 /** Bytes of a tensor of this type and outer-first shape, or an error text if the shape cannot hold it. */

@@ -5,11 +5,14 @@
  */
 import type { KvCacheType, NativeEngine, NativeVariant } from '../addon-types.js';
 import { type ChatMessage, type ChatOptions, chat } from '../chat.js';
+import { type EmbedOptions, embed } from '../embed.js';
 import { LlamaCudaError, nativeError } from '../errors.js';
 import { type GenerateChunk, type GenerateOptions, type GenerateResult, generate } from '../generate.js';
+import { type PerplexityOptions, type PerplexityResult, perplexity } from '../perplexity.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import type { LlamaConfig } from './config.js';
 import { LlamaSequence } from './sequence.js';
+import type { LoraInfo } from '../lora/types.js';
 
 export interface ModelInfo {
   readonly path: string;
@@ -36,6 +39,8 @@ export interface ModelInfo {
     readonly description: string;
   };
   readonly loadMs: number;
+  /** The LoRA adapters applied at load, and how (absent without adapters). */
+  readonly lora?: LoraInfo;
 }
 
 export interface SequenceOptions {
@@ -107,7 +112,13 @@ export class LlamaModel {
     }
     const sequence: LlamaSequence = new LlamaSequence(
       session,
-      { contextLength: this.contextLength, batchSize: this.batchSize, vocabSize: this.config.vocabSize, allLogits: options.allLogits ?? false },
+      {
+        contextLength: this.contextLength,
+        batchSize: this.batchSize,
+        vocabSize: this.config.vocabSize,
+        hiddenSize: this.config.dim,
+        allLogits: options.allLogits ?? false,
+      },
       () => this.sequences.delete(sequence),
     );
     this.sequences.add(sequence);
@@ -142,6 +153,25 @@ export class LlamaModel {
       const step = await it.next();
       if (step.done) return step.value;
     }
+  }
+
+  /**
+   * Perplexity of a text, in windows of `ctx` tokens scored on their second half as llama.cpp's
+   * perplexity tool does (lib/perplexity.ts says exactly which tokens are scored). Runs on a
+   * sequence of its own, created and freed per call.
+   */
+  async perplexity(text: string | readonly number[], options: PerplexityOptions = {}): Promise<PerplexityResult> {
+    this.checkUsable();
+    return perplexity(this, text, options);
+  }
+
+  /**
+   * L2-normalized embeddings of texts: the final hidden state (after the output RMSNorm),
+   * mean-pooled over the text's tokens or taken at its last token (lib/embed.ts).
+   */
+  async embed(texts: readonly string[], options: EmbedOptions = {}): Promise<Float32Array[]> {
+    this.checkUsable();
+    return embed(this, texts, options);
   }
 
   /** Frees the weights and every sequence's cache. Safe to call twice. */

@@ -33,7 +33,7 @@ function align64(n: number): number {
 /**
  * Bytes of a [rows][cols] weight stored as `dtype` (native/core/dtype.h weight_bytes):
  * f32 4 per element; f16/bf16 2; q8_0 1 per code + an f16 scale per 32; int4 half a byte per
- * code + an f16 {scale, min} pair per group.
+ * code + an f16 {scale, min} pair per group; nf4 half a byte per code + an f32 scale per 64.
  */
 export function weightBytes(dtype: WeightDType, rows: number, cols: number, group = 32): number {
   const n = rows * cols;
@@ -43,6 +43,7 @@ export function weightBytes(dtype: WeightDType, rows: number, cols: number, grou
     case 'bf16': return n * 2;
     case 'q8_0': return n + rows * Math.floor(cols / Q8_GROUP) * 2;
     case 'int4': return n / 2 + rows * Math.floor(cols / group) * 4;
+    case 'nf4': return n / 2 + rows * Math.floor(cols / 64) * 4; // f32 absmax per 64-block
     default: throw new LlamaCudaError('ERR_INVALID_ARG', `weightBytes: unknown dtype ${String(dtype)}`);
   }
 }
@@ -185,7 +186,8 @@ export function cudaActivationBytes(graph: GraphSpec, shape: SessionShape): numb
 /**
  * CPU kernel scratch of one session (native/cpu/parallel.h fast_tier_scratch_bytes, used by the
  * generic, AVX2 and AVX-512 tiers; 'reference' uses none): the largest of a dequantized weight
- * row per thread, the quantized activation rows, and per-thread attention scores.
+ * row per thread, the quantized activation rows with a repacked weight panel per thread, and
+ * per-thread attention scores.
  */
 export function cpuScratchBytes(graph: GraphSpec, shape: SessionShape, threads: number): number {
   const nth = Math.max(1, threads);
@@ -194,7 +196,9 @@ export function cpuScratchBytes(graph: GraphSpec, shape: SessionShape, threads: 
   for (const n of graph.nodes) if ('nHeads' in n) maxHeads = Math.max(maxHeads, n.nHeads);
   const matmulGeneric = nth * align64(maxCols * 4);
   const qrow = align64(maxCols + 12 * Math.floor(maxCols / 32));
-  const matmulQuant = shape.batchSize * qrow;
+  // the quantized activation rows, then one repacked 16-row weight panel per thread (AVX-512 GEMM)
+  const gemmPanel = align64(16 * maxCols) + 2 * align64(64 * Math.floor(maxCols / 32));
+  const matmulQuant = align64(shape.batchSize * qrow) + nth * gemmPanel;
   const attention = nth * align64(Math.min(maxHeads, 8) * shape.contextLength * 4);
   return align64(Math.max(matmulGeneric, matmulQuant, attention) + 64);
 }

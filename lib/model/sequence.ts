@@ -5,11 +5,16 @@
  */
 import type { NativeSession } from '../addon-types.js';
 import { LlamaCudaError, nativeError } from '../errors.js';
-import { LOGITS_BUFFER } from './transformer.js';
+import { HIDDEN_BUFFER, LOGITS_BUFFER } from './transformer.js';
 
 export interface EvaluateOptions {
   /** Return logits for every fed token ([tokens.length][vocab] row-major), not only the last. */
   readonly allLogits?: boolean;
+  /**
+   * What to return per row: 'logits' (default, [vocab] per row) or 'hidden', the final hidden
+   * state after the output RMSNorm ([dim] per row: the classifier's input, used for embeddings).
+   */
+  readonly output?: 'logits' | 'hidden';
   /** Stop between chunks when this fires (the tokens fed so far stay in the cache). */
   readonly signal?: AbortSignal;
 }
@@ -19,6 +24,8 @@ export interface SequenceLimits {
   /** Tokens per native step. */
   readonly batchSize: number;
   readonly vocabSize: number;
+  /** Width of the final hidden state (the model's dim). */
+  readonly hiddenSize: number;
   /** Whether this sequence's session can return every row's logits. */
   readonly allLogits: boolean;
 }
@@ -76,8 +83,8 @@ export class LlamaSequence {
   }
 
   /**
-   * Appends tokens (in chunks of the batch size) and returns the logits of the last one, or of
-   * all of them with `allLogits`. Returns undefined when `signal` fired before the end.
+   * Appends tokens (in chunks of the batch size) and returns the logits (or, with
+   * `output: 'hidden'`, the final hidden states) of the last one, or of all of them with `allLogits`. Returns undefined when `signal` fired before the end.
    */
   async evaluate(tokens: readonly number[], options: EvaluateOptions = {}): Promise<Float32Array | undefined> {
     const release = await this.mutex.lock();
@@ -91,7 +98,9 @@ export class LlamaSequence {
   /** evaluate() for callers that already hold `mutex`. @internal */
   async evaluateLocked(tokens: readonly number[], options: EvaluateOptions = {}): Promise<Float32Array | undefined> {
     this.checkUsable();
-    const { vocabSize, batchSize, contextLength } = this.limits;
+    const { vocabSize, hiddenSize, batchSize, contextLength } = this.limits;
+    const hidden = options.output === 'hidden';
+    const width = hidden ? hiddenSize : vocabSize;
     if (tokens.length === 0) throw new LlamaCudaError('ERR_INVALID_ARG', 'evaluate() needs at least one token');
     if (options.allLogits && !this.limits.allLogits) {
       throw new LlamaCudaError('ERR_INVALID_ARG', 'this sequence was created without { allLogits: true }');
@@ -107,25 +116,25 @@ export class LlamaSequence {
         `${tokens.length} more tokens do not fit: the context holds ${contextLength} and ${this.cached.length} are used`,
       );
     }
-    const all = options.allLogits ? new Float32Array(tokens.length * vocabSize) : undefined;
-    let last = new Float32Array(vocabSize);
+    const all = options.allLogits ? new Float32Array(tokens.length * width) : undefined;
+    let last = new Float32Array(width);
     for (let start = 0; start < tokens.length; start += batchSize) {
       if (options.signal?.aborted) return undefined;
       const chunk = Int32Array.from(tokens.slice(start, start + batchSize));
-      const out = all ? all.subarray(start * vocabSize, (start + chunk.length) * vocabSize) : last;
+      const out = all ? all.subarray(start * width, (start + chunk.length) * width) : last;
       const site = new Error();
       try {
         await this.session.run({
           tokens: chunk,
           pos: this.cached.length,
-          outputs: [{ buffer: LOGITS_BUFFER, data: out }],
+          outputs: [{ buffer: hidden ? HIDDEN_BUFFER : LOGITS_BUFFER, data: out }],
           ...(all ? { allRows: true } : {}),
         });
       } catch (err) {
         throw nativeError(err, site);
       }
       for (const t of chunk) this.cached.push(t);
-      if (all && start + chunk.length === tokens.length) last = all.subarray((tokens.length - 1) * vocabSize);
+      if (all && start + chunk.length === tokens.length) last = all.subarray((tokens.length - 1) * width);
     }
     return all ?? last;
   }

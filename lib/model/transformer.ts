@@ -24,6 +24,8 @@ import type { WeightPlan } from './weights.js';
 
 /** Names of the graph's external buffers. */
 export const LOGITS_BUFFER = 'logits';
+/** The final hidden state after the output RMSNorm (the classifier's input): embeddings read it. */
+export const HIDDEN_BUFFER = 'x_final';
 
 export interface GraphOptions {
   /**
@@ -47,7 +49,7 @@ export function buildLlamaGraph(config: LlamaConfig, weights: WeightPlan, option
     { name: 'hb', width: hiddenDim },
     { name: 'hb2', width: hiddenDim },
     { name: 'x_last', width: dim },
-    { name: 'x_final', width: dim },
+    { name: HIDDEN_BUFFER, width: dim },
     { name: LOGITS_BUFFER, width: vocabSize },
   ];
   const kvCaches: KvCacheSpec[] = [];
@@ -80,8 +82,8 @@ export function buildLlamaGraph(config: LlamaConfig, weights: WeightPlan, option
   });
   nodes.push(
     { op: 'last_row', out: 'x_last', a: 'x' },
-    { op: 'rmsnorm', out: 'x_final', a: 'x_last', weight: weights.outputNorm, eps },
-    { op: 'matmul', out: LOGITS_BUFFER, a: 'x_final', weight: weights.output },
+    { op: 'rmsnorm', out: HIDDEN_BUFFER, a: 'x_last', weight: weights.outputNorm, eps },
+    { op: 'matmul', out: LOGITS_BUFFER, a: HIDDEN_BUFFER, weight: weights.output },
   );
   return { weights: weights.specs, buffers, kvCaches, nodes };
 }

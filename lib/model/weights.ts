@@ -12,7 +12,9 @@
  * the token embedding included (as llama.cpp's quantizer does: the lookup reads one row per
  * token, so the table costs memory, not bandwidth; its rows are quantized like any other).
  * Tensors already quantized in the file stay as they are; a matrix whose rows do not fill the
- * groups keeps its float type.
+ * groups keeps its float type. `quantize: 'nf4'` stores QLoRA's 4-bit NormalFloat instead (blocks
+ * of 64 with an f32 absmax, each value rounded to the nearest of the 16 NF4 levels:
+ * native/core/nf4.h); bitsandbytes NF4 checkpoints load into the same storage exactly.
  */
 import type { SourceEncoding, WeightDType, WeightSource, WeightSpec } from '../addon-types.js';
 import { LlamaCudaError } from '../errors.js';
@@ -64,14 +66,15 @@ const STORAGE: Readonly<Partial<Record<SourceType, Storage>>> = {
   q5_k: { dtype: 'q8_0' },
   q6_k: { dtype: 'q8_0' },
   q8_k: { dtype: 'q8_0' },
+  nf4: { dtype: 'nf4' }, // exact (bitsandbytes 4-bit, lib/formats/bnb-nf4.ts)
 };
 const LOADABLE = Object.keys(STORAGE) as readonly SourceType[];
 const FLOAT_TYPES: readonly SourceType[] = ['f32', 'f16', 'bf16'];
 
-export type QuantizeAtLoad = 'int4' | 'int8';
+export type QuantizeAtLoad = 'int4' | 'int8' | 'nf4';
 
 export interface PlanOptions {
-  /** Store 2-D float weights as int4 or Q8_0 (see the file comment). */
+  /** Store 2-D float weights as int4, Q8_0 or NF4 (see the file comment). */
   readonly quantize?: QuantizeAtLoad;
   /** int4 group size (default 32). */
   readonly quantizeGroup?: 32 | 64 | 128;
@@ -79,8 +82,8 @@ export interface PlanOptions {
 
 function checkPlanOptions(options: PlanOptions): void {
   const { quantize, quantizeGroup } = options;
-  if (quantize !== undefined && quantize !== 'int4' && quantize !== 'int8') {
-    throw new LlamaCudaError('ERR_INVALID_ARG', `quantize must be 'int4' or 'int8', got ${String(quantize)}`);
+  if (quantize !== undefined && quantize !== 'int4' && quantize !== 'int8' && quantize !== 'nf4') {
+    throw new LlamaCudaError('ERR_INVALID_ARG', `quantize must be 'int4', 'int8' or 'nf4', got ${String(quantize)}`);
   }
   if (quantizeGroup !== undefined) {
     if (quantizeGroup !== 32 && quantizeGroup !== 64 && quantizeGroup !== 128) {
@@ -94,6 +97,7 @@ function checkPlanOptions(options: PlanOptions): void {
 function quantizedStorage(options: PlanOptions, type: SourceType, cols: number): Storage | undefined {
   if (options.quantize === undefined || !FLOAT_TYPES.includes(type)) return undefined;
   if (options.quantize === 'int8') return cols % 32 === 0 ? { dtype: 'q8_0' } : undefined;
+  if (options.quantize === 'nf4') return cols % 64 === 0 ? { dtype: 'nf4' } : undefined;
   const group = options.quantizeGroup ?? 32;
   return cols % group === 0 ? { dtype: 'int4', group } : undefined;
 }

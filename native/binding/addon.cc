@@ -1,5 +1,5 @@
 // The addon's entry point: registers Engine and Session, and the synchronous
-// backendInfo() / cudaProbe() / cudaMemoryInfo() functions; installs the environment cleanup hook.
+// backendInfo() / cudaDriverProbe() / cudaProbe() / cudaMemoryInfo() functions; installs the environment cleanup hook.
 // Three variants share this file: 'cpu' (no CUDA code), 'cuda' (nvcc: the CUDA backend on a GPU)
 // and 'simt' (the CUDA backend and kernels on the SIMT emulator, for tests).
 #include <napi.h>
@@ -7,9 +7,11 @@
 #include "addon_data.h"
 #include "errors.h"
 #include "core/cpu_info.h"
+#include "core/cuda_driver_probe.h"
 #include "core/membench.h"
 #include "cpu/kernels.h"
 #include "engine_wrap.h"
+#include "op_bench.h"
 #include "quantize_binding.h"
 #include "session_wrap.h"
 
@@ -185,6 +187,29 @@ Napi::Value JS_simtInjectFault(const Napi::CallbackInfo& info) {
 }
 #endif
 
+// cudaDriverProbe() -> { available, driverVersion, devices: [{ name, computeCapability, totalMemory }],
+// library?, error? }: the NVIDIA driver asked directly (core/cuda_driver_probe.h), in every build.
+Napi::Value JS_cudaDriverProbe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const DriverProbe& p = cuda_driver_probe();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("available", p.available);
+  out.Set("driverVersion", Napi::Number::New(env, p.driver_version));
+  Napi::Array devices = Napi::Array::New(env, p.devices.size());
+  for (size_t i = 0; i < p.devices.size(); i++) {
+    const DriverDevice& d = p.devices[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", d.name);
+    o.Set("computeCapability", std::to_string(d.major) + "." + std::to_string(d.minor));
+    o.Set("totalMemory", Napi::Number::New(env, double(d.total_memory)));
+    devices.Set(uint32_t(i), o);
+  }
+  out.Set("devices", devices);
+  if (!p.library.empty()) out.Set("library", p.library);
+  if (!p.error.empty()) out.Set("error", p.error);
+  return out;
+}
+
 // measureMemoryBandwidth(bytes, threads, repeats) -> { readGBps, copyGBps, bytes, threads }.
 // Synchronous: it is a benchmark helper for bench/, run on purpose.
 Napi::Value JS_measureMemoryBandwidth(const Napi::CallbackInfo& info) {
@@ -219,6 +244,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Session", session);
   exports.Set("backendInfo", Napi::Function::New<JS_backendInfo>(env, "backendInfo"));
   exports.Set("cudaProbe", Napi::Function::New<JS_cudaProbe>(env, "cudaProbe"));
+  exports.Set("cudaDriverProbe", Napi::Function::New<JS_cudaDriverProbe>(env, "cudaDriverProbe"));
   exports.Set("cudaMemoryInfo", Napi::Function::New<JS_cudaMemoryInfo>(env, "cudaMemoryInfo"));
 #ifdef LC_WITH_CUDA
   exports.Set("cudaBench", Napi::Function::New<JS_cudaBench>(env, "cudaBench"));
@@ -228,6 +254,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #endif
   exports.Set("measureMemoryBandwidth", Napi::Function::New<JS_measureMemoryBandwidth>(env, "measureMemoryBandwidth"));
   exports.Set("quantizeRows", Napi::Function::New<JS_quantizeRows>(env, "quantizeRows"));
+  exports.Set("benchOp", Napi::Function::New<JS_benchOp>(env, "benchOp"));
   return exports;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "half.h"
+#include "nf4.h"
 #include "tensor.h"
 
 namespace lc {
@@ -44,6 +45,9 @@ inline void dequantize_row(float* out, const Weight& w, int64_t r) {
       }
       break;
     }
+    case DType::NF4:
+      dequantize_row_nf4(out, w.int4_codes(r), w.nf4_scales(r), cols);
+      break;
   }
 }
 

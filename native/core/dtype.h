@@ -11,6 +11,10 @@
 //                   G = 32 that is GGUF Q4_0's order); then the parameters, pairs of f16
 //                   {scale, min} [rows][cols/G]. w = q * scale + min, q in 0..15.
 //                   GGUF Q4_0 is this with G = 32, scale = d, min = -8 d (exact).
+//   NF4             QLoRA 4-bit NormalFloat (core/nf4.h), blocks of 64: codes u8 [rows][cols/2]
+//                   in the INT4 order with G = 64 (byte j of a block: weight j low nibble,
+//                   weight j + 32 high nibble); then f32 absmax scales [rows][cols/64].
+//                   w = kNf4Values[q] * scale. The scale array has INT4's size (4 bytes a group).
 //
 // Both planar layouts keep the codes of a row contiguous, so a kernel streams codes with
 // 16-byte loads and reads the small scale array beside them.
@@ -22,7 +26,7 @@
 
 namespace lc {
 
-enum class DType : int32_t { F32 = 0, F16 = 1, BF16 = 2, Q8_0 = 3, INT4 = 4 };
+enum class DType : int32_t { F32 = 0, F16 = 1, BF16 = 2, Q8_0 = 3, INT4 = 4, NF4 = 5 };
 
 constexpr int64_t kQ8Group = 32;
 
@@ -33,12 +37,13 @@ inline const char* dtype_name(DType t) {
     case DType::BF16: return "bf16";
     case DType::Q8_0: return "q8_0";
     case DType::INT4: return "int4";
+    case DType::NF4: return "nf4";
   }
   return "?";
 }
 
 inline bool dtype_from_name(const std::string& name, DType* out) {
-  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::INT4}) {
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::INT4, DType::NF4}) {
     if (name == dtype_name(t)) {
       *out = t;
       return true;
@@ -47,7 +52,7 @@ inline bool dtype_from_name(const std::string& name, DType* out) {
   return false;
 }
 
-// Bytes of a [rows][cols] weight of this type; group is used by INT4 only.
+// Bytes of a [rows][cols] weight of this type; group is used by INT4 only (NF4: always 64).
 inline size_t weight_bytes(DType t, int64_t rows, int64_t cols, int64_t group) {
   const size_t n = size_t(rows) * size_t(cols);
   switch (t) {
@@ -56,6 +61,7 @@ inline size_t weight_bytes(DType t, int64_t rows, int64_t cols, int64_t group) {
     case DType::BF16: return n * 2;
     case DType::Q8_0: return n + size_t(rows) * size_t(cols / kQ8Group) * 2;
     case DType::INT4: return n / 2 + size_t(rows) * size_t(cols / group) * 4;
+    case DType::NF4: return n / 2 + size_t(rows) * size_t(cols / 64) * 4;
   }
   return 0;
 }

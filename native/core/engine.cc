@@ -37,7 +37,10 @@ Status Engine::create(Graph graph, const EngineOptions& opts, std::shared_ptr<En
     w.dtype = spec.dtype;
     w.rows = spec.rows;
     w.cols = spec.cols;
-    w.group = spec.dtype == DType::INT4 ? spec.group : (spec.dtype == DType::Q8_0 ? kQ8Group : 0);
+    w.group = spec.dtype == DType::INT4 ? spec.group
+              : spec.dtype == DType::Q8_0 ? kQ8Group
+              : spec.dtype == DType::NF4  ? 64
+                                          : 0;
   }
   *out = std::move(engine);
   return Status::Ok();

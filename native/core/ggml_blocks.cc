@@ -10,6 +10,7 @@
 #endif
 
 #include "ggml_blocks.h"
+#include "nf4.h"
 
 #include <algorithm>
 #include <cmath>
@@ -184,6 +185,7 @@ BlockLayout src_layout(SrcType t) {
     case SrcType::Q5_K: return {256, 176};
     case SrcType::Q6_K: return {256, 210};
     case SrcType::Q8_K: return {256, 292};
+    case SrcType::NF4: return {64, 36};
   }
   return {1, 1};
 }
@@ -202,6 +204,7 @@ const char* src_type_name(SrcType t) {
     case SrcType::Q5_K: return "q5_k";
     case SrcType::Q6_K: return "q6_k";
     case SrcType::Q8_K: return "q8_k";
+    case SrcType::NF4: return "nf4";
   }
   return "?";
 }
@@ -248,6 +251,7 @@ void dequantize_blocks(float* y, const uint8_t* x, SrcType t, int64_t nb) {
     case SrcType::Q5_K: dequantize_q5_k(y, x, nb); break;
     case SrcType::Q6_K: dequantize_q6_k(y, x, nb); break;
     case SrcType::Q8_K: dequantize_q8_k(y, x, nb); break;
+    case SrcType::NF4: dequantize_nf4_source_blocks(y, x, nb); break;
   }
 }
 

@@ -13,6 +13,11 @@
 //                                                                  (d·sc_k)·(nib + 16·hbit) - (dmin·m_k)
 //   Q6_K  256   210   u8 ql[128], u8 qh[64], i8 scales[16], f16 d  (d·sc_s)·(q6 - 32), s = j/16
 //   Q8_K  256   292   f32 d, i8 qs[256], i16 bsums[16]             d·qs_j
+//   NF4    64    36   f32 absmax, u8 qs[32]                        kNf4Values[nib_j]·absmax
+//
+// NF4 is not a ggml type: it is bitsandbytes' 4-bit NormalFloat as lib/formats/bnb-nf4.ts
+// hands it over (absmax already decoded from double quantization; qs in bitsandbytes' order,
+// byte i = weight 2i in the high nibble, weight 2i+1 in the low one; see core/nf4.h).
 //
 // 32-blocks: byte qs[i] holds weight i in its low nibble and weight i+16 in its high nibble;
 // Q5 bit j of qh is the fifth bit of weight j. K-quants: see the decoders for the orders.
@@ -26,11 +31,12 @@
 namespace lc {
 
 // Source encodings the loader reads (GGUF ggml types; safetensors/llama2.c give f32/f16/bf16).
-enum class SrcType : int32_t { F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q8_K };
+enum class SrcType : int32_t { F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q8_K, NF4 };
 
 constexpr SrcType kAllSrcTypes[] = {SrcType::F32,  SrcType::F16,  SrcType::BF16, SrcType::Q8_0,
                                     SrcType::Q4_0, SrcType::Q4_1, SrcType::Q5_0, SrcType::Q5_1,
-                                    SrcType::Q4_K, SrcType::Q5_K, SrcType::Q6_K, SrcType::Q8_K};
+                                    SrcType::Q4_K, SrcType::Q5_K, SrcType::Q6_K, SrcType::Q8_K,
+                                    SrcType::NF4};
 
 struct BlockLayout {
   int64_t elems;  // weights per block

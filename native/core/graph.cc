@@ -32,6 +32,9 @@ Status check_weight_spec(const WeightSpec& w) {
   if (w.dtype == DType::Q8_0 && w.cols % kQ8Group != 0) {
     return invalid_argument(where + "q8_0 needs cols divisible by 32, got " + std::to_string(w.cols));
   }
+  if (w.dtype == DType::NF4 && w.cols % 64 != 0) {
+    return invalid_argument(where + "nf4 needs cols divisible by 64 (its block), got " + std::to_string(w.cols));
+  }
   if (w.dtype == DType::INT4) {
     if (w.group != 32 && w.group != 64 && w.group != 128) {
       return invalid_argument(where + "unsupported int4 group size: " + std::to_string(w.group) + " (32, 64 or 128)");

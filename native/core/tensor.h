@@ -13,7 +13,7 @@ struct Weight {
   DType dtype = DType::F32;
   int64_t rows = 0;
   int64_t cols = 0;
-  int64_t group = 0;  // INT4 group size, Q8_0: 32, 0 otherwise
+  int64_t group = 0;  // INT4 group size, Q8_0: 32, NF4: 64, 0 otherwise
   uint8_t* data = nullptr;
   size_t nbytes = 0;
 
@@ -30,6 +30,11 @@ struct Weight {
   const uint8_t* int4_codes(int64_t r) const { return data + size_t(r) * size_t(cols / 2); }
   const uint16_t* int4_params(int64_t r) const {
     return reinterpret_cast<const uint16_t*>(data + size_t(rows) * size_t(cols / 2)) + size_t(r) * size_t(cols / group) * 2;
+  }
+
+  // NF4 planar parts: codes (int4_codes), then f32 scales [rows][cols/64].
+  const float* nf4_scales(int64_t r) const {
+    return reinterpret_cast<const float*>(data + size_t(rows) * size_t(cols / 2)) + size_t(r) * size_t(cols / 64);
   }
 };
 

@@ -12,6 +12,8 @@
 //   Q4_K            INT4 g32         per 32-weight sub-block k: scale = f16(d·sc_k), no: each parameter is
 //                                    min = f16(-(dmin·m_k)), the products in f32     rounded once to f16
 //                                    as ggml forms them; codes regrouped            (relative error <= 2^-11)
+//   NF4 (bnb)       NF4              codes regrouped, f32 absmax copied (core/nf4.h) yes
+//   f32/f16/bf16    NF4              absmax per 64-block, nearest NF4 code           rounding of the encoder
 //   Q5_1, Q5_K,     Q8_0             decoded to ggml's exact f32 values, then each  no: see below
 //   Q6_K, Q8_K                       32-block re-quantized (quantize_row_q8_0)
 //
@@ -37,6 +39,7 @@
 #include <vector>
 
 #include "half.h"
+#include "nf4.h"
 #include "quantize.h"
 
 namespace lc {
@@ -58,6 +61,7 @@ RowBytes row_bytes(const Weight& w) {
     case DType::BF16: return {size_t(w.cols) * 2, 0};
     case DType::Q8_0: return {size_t(w.cols), size_t(w.cols / kQ8Group) * 2};
     case DType::INT4: return {size_t(w.cols / 2), size_t(w.cols / w.group) * 4};
+    case DType::NF4: return {size_t(w.cols / 2), size_t(w.cols / kNf4Block) * 4};
   }
   return {0, 0};
 }
@@ -84,6 +88,10 @@ bool put_int4_params(uint8_t* a, float scale, float min) {
 bool repack_row(uint8_t* m, uint8_t* a, const uint8_t* s, SrcType st, const Weight& w, Status* status,
                 const std::string& name) {
   const int64_t cols = w.cols;
+  if (w.dtype == DType::NF4 && st == SrcType::NF4) {
+    repack_row_nf4(m, reinterpret_cast<float*>(a), s, cols);
+    return true;
+  }
   if (w.dtype == DType::Q8_0 && st == SrcType::Q8_0) {
     for (int64_t b = 0; b < cols / 32; b++) {
       std::memcpy(a + 2 * b, s + 34 * b, 2);
@@ -186,6 +194,9 @@ Status convert_rows(uint8_t* main, uint8_t* aux, const uint8_t* src, SrcType st,
         break;
       case DType::INT4:
         quantize_row_int4(m, reinterpret_cast<uint16_t*>(a), x, cols, w.group);
+        break;
+      case DType::NF4:
+        quantize_row_nf4(m, reinterpret_cast<float*>(a), x, cols);
         break;
     }
   }

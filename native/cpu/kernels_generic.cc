@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "../core/half.h"
+#include "../core/nf4.h"
 #include "ops/ops.h"
 #include "parallel.h"
 
@@ -71,6 +72,9 @@ void dequantize_row_generic(float* out, const Weight& w, int64_t r) {
       }
       return;
     }
+    case DType::NF4:  // 16-entry table x f32 block scale (core/nf4.h)
+      dequantize_row_nf4(out, int4_codes_of(w, r), w.nf4_scales(r), cols);
+      return;
   }
 }
 

@@ -125,6 +125,12 @@ inline const float* f32_row_of(const Weight& w, int64_t r) {
 // rows are qrow_bytes(cols) apart (64-byte multiple).
 inline size_t qrow_bytes(int64_t cols) { return align64(size_t(cols) + 12 * size_t(cols / 32)); }
 
+// One thread's repacked panel of 16 weight rows for the avx512 prefill GEMM
+// (simd/quant_gemm_avx512.h): codes 16 x cols bytes, then f32 scales and mins per 32-block.
+inline size_t gemm_panel_bytes(int64_t cols) {
+  return align64(size_t(16 * cols)) + 2 * align64(size_t(64 * (cols / 32)));
+}
+
 // The most query heads one attention work item handles at once (one KV head's group, split
 // in parts of at most this many heads): bounds the per-thread score buffer.
 constexpr int64_t kMaxHeadsPerItem = 8;
@@ -177,7 +183,7 @@ inline size_t generic_matmul_thread_bytes(int64_t cols) { return align64(size_t(
 inline size_t fast_tier_scratch_bytes(const CpuScratchShape& s) {
   const size_t nth = size_t(s.n_threads < 1 ? 1 : s.n_threads);
   const size_t matmul_generic = nth * generic_matmul_thread_bytes(s.max_cols);
-  const size_t matmul_quant = size_t(s.max_rows) * qrow_bytes(s.max_cols);
+  const size_t matmul_quant = align64(size_t(s.max_rows) * qrow_bytes(s.max_cols)) + nth * gemm_panel_bytes(s.max_cols);
   const size_t attention = nth * attention_thread_bytes(s.max_heads, s.max_seq_len);
   size_t need = matmul_generic;
   if (matmul_quant > need) need = matmul_quant;

@@ -18,13 +18,15 @@
 //       F32 4 values, F16/BF16 8 values, Q8_0 16 codes (one scale), INT4 16 code bytes = 32 values
 //       (16 low nibbles at group offsets j0.., 16 high nibbles at j0 + G/2.., one {scale, min});
 //       stores are 16-byte.
-//     scalar path (anything else, e.g. dim 97 or a misaligned out): one value per thread.
+//     scalar path (anything else, e.g. dim 97 or a misaligned out; and every NF4 table, whose
+//       lookup is one read of a table value per element anyway): one value per thread.
 // Numerics: bit-identical to core/dequant.h: Q8_0 code * scale; INT4 q * scale + min rounded twice
 //   (__fmul_rn/__fadd_rn: no FMA contraction, as the reference is compiled with -ffp-contract=off).
 // Fused: nothing.
 #include <cstdint>
 #include <string>
 
+#include "nf4.cuh"
 #include "ops.cuh"
 
 namespace lc::cuda {
@@ -119,6 +121,12 @@ __device__ __forceinline__ float embed_value(const uint8_t* data, int64_t rows, 
     const int8_t code = __ldg(reinterpret_cast<const int8_t*>(data) + token * cols + c);
     const uint16_t* scales = reinterpret_cast<const uint16_t*>(data + rows * cols) + token * (cols / kQ8Group);
     return __fmul_rn(float(code), half_bits_to_f32(__ldg(scales + c / kQ8Group)));
+  } else if constexpr (DT == DType::NF4) {  // table[q] * f32 scale, blocks of 64 (core/nf4.h)
+    const int64_t gi = c / 64, j = c % 64;
+    const uint8_t byte = __ldg(data + token * (cols / 2) + gi * 32 + (j % 32));
+    const int q = (j < 32) ? (byte & 0x0F) : (byte >> 4);
+    const float* scales = reinterpret_cast<const float*>(data + rows * (cols / 2)) + token * (cols / 64);
+    return __fmul_rn(nf4_table_value(q), __ldg(scales + gi));
   } else {
     const int64_t half = group / 2, gi = c / group, j = c % group;
     const uint8_t byte = __ldg(data + token * (cols / 2) + gi * half + (j % half));
@@ -167,15 +175,20 @@ Status launch_embed(float* out, const Weight& table, const int32_t* tokens, int6
   constexpr int64_t per_unit = embed_unit_values<DT>();
   // Q8_0 / INT4 rows are whole groups (cols % 32 == 0), so their code rows, scale arrays and out
   // rows stay 16-byte aligned when the base pointers are; F32/F16/BF16 need cols % unit == 0.
-  const bool vec = aligned16(out) && aligned16(table.data) && table.cols % per_unit == 0;
+  const bool vec = DT != DType::NF4 && aligned16(out) && aligned16(table.data) && table.cols % per_unit == 0;
   const int64_t units = vec ? table.cols / per_unit : table.cols;
   const dim3 grid(static_cast<unsigned>(ceil_div(units, int64_t(kEmbedThreads))),
                   static_cast<unsigned>(n < 65535 ? n : 65535));
   const int group = static_cast<int>(table.group);
-  if (vec) {
-    LC_LAUNCH((embed_kernel<DT, true>), grid, kEmbedThreads, 0, stream, out, table.data, tokens, n, table.rows,
-              table.cols, group);
-  } else {
+  if constexpr (DT != DType::NF4) {
+    if (vec) {
+      LC_LAUNCH((embed_kernel<DT, true>), grid, kEmbedThreads, 0, stream, out, table.data, tokens, n, table.rows,
+                table.cols, group);
+      CUDA_TRY(cudaGetLastError());
+      return Status::Ok();
+    }
+  }
+  {
     LC_LAUNCH((embed_kernel<DT, false>), grid, kEmbedThreads, 0, stream, out, table.data, tokens, n, table.rows,
               table.cols, group);
   }
@@ -211,6 +224,11 @@ Status embed_cuda(float* out, const Weight& table, const int32_t* tokens, int64_
                                 std::to_string(table.group));
       }
       return launch_embed<DType::INT4>(out, table, tokens, n, stream);
+    case DType::NF4:
+      if (table.cols % 64 != 0) {
+        return invalid_argument("embed_cuda: nf4 needs cols divisible by 64, got " + std::to_string(table.cols));
+      }
+      return launch_embed<DType::NF4>(out, table, tokens, n, stream);
   }
   return unsupported("embed_cuda: unsupported weight dtype: " + std::to_string(static_cast<int>(table.dtype)));
 }

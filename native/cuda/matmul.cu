@@ -40,6 +40,10 @@
 //              lo+G/2..lo+G/2+15 (high nibbles): the A tile is copied from those two column runs
 //              (the same k order on both sides), nibbles become exact bf16 q (0x4300|q is 128+q,
 //              minus 128), and acc += scale * (sum q x) + min * sx[token][tile].
+//        NF4   the INT4 k-tile walk with G = 64; each nibble indexes a 16-entry table of the NF4
+//              values rounded to bf16 (in shared memory, filled once per block), and
+//              acc += scale * (sum table[q] x) with the f32 absmax applied in f32. The table's
+//              bf16 rounding (2^-9 relative, as F16 weights get) is the one extra rounding.
 //      So the only rounding before the f32 accumulation is x -> bf16 (and the weights for F16).
 //   4. Split-K when the tile grid is smaller than the SM count (short prompts): gridDim.z slices
 //      of k-tiles write partials [split][n][rows] into the workspace, reduced in order.
@@ -65,6 +69,7 @@
 #include <string>
 
 #include "cuda/common.cuh"
+#include "cuda/nf4.cuh"
 #include "cuda/ops.cuh"
 #include "cuda/ptx.cuh"
 
@@ -94,7 +99,7 @@ constexpr int64_t kMaxPartialFloats = int64_t{1} << 22;  // ... and at most 16 M
 constexpr int kMinKTilesPerSplit = 8;  // GEMM split-K: at least 256 columns per slice
 
 // ---- tensor-core GEMM configuration ---------------------------------------------------------------
-enum class GemmB { BF16, F16, Q8_0, INT4 };
+enum class GemmB { BF16, F16, Q8_0, INT4, NF4 };
 
 constexpr int kBN = 128;                 // weight rows per block (4 warps x 32)
 constexpr int kBK = 32;                  // k per pipeline stage (two mma k-steps)
@@ -112,7 +117,7 @@ struct GemmSmem {
   static constexpr int b_bytes = (B == GemmB::BF16 || B == GemmB::F16) ? kBN * kB16Stride * 2
                                  : B == GemmB::Q8_0                      ? kBN * kQ8Stride
                                                                          : kBN * kI4Stride;
-  static constexpr int p_bytes = B == GemmB::Q8_0 ? kBN * 4 : B == GemmB::INT4 ? kBN * 8 : 0;
+  static constexpr int p_bytes = (B == GemmB::Q8_0 || B == GemmB::NF4) ? kBN * 4 : B == GemmB::INT4 ? kBN * 8 : 0;
   static constexpr int sx_bytes = B == GemmB::INT4 ? BM * 4 : 0;
   static constexpr int a_off = 0;
   static constexpr int b_off = a_off + a_bytes;
@@ -162,7 +167,8 @@ __global__ void __launch_bounds__(BM * 2, 1)
                      int ktiles_per_split) {
   using L = GemmSmem<B, BM>;
   constexpr int kThreads = BM * 2;
-  constexpr bool kScaled = B == GemmB::Q8_0 || B == GemmB::INT4;
+  constexpr bool kScaled = B == GemmB::Q8_0 || B == GemmB::INT4 || B == GemmB::NF4;
+  constexpr bool kNibbles = B == GemmB::INT4 || B == GemmB::NF4;  // 4-bit codes, G/2-apart k order
   LC_DYNAMIC_SMEM(uint8_t, smem);
   const int tid = thread_rank(), lane = lane_id(), warp = warp_id();
   const int wn = warp & 3, wm = warp >> 2;  // warp's 32 weight rows / 64 tokens inside the block tile
@@ -174,7 +180,7 @@ __global__ void __launch_bounds__(BM * 2, 1)
 
   // Column of A (and k of W) where 8-column part `part` (0..3) of k-tile kt starts.
   auto a_col = [&](int kt, int part) -> int {
-    if constexpr (B == GemmB::INT4) {
+    if constexpr (kNibbles) {
       const int tiles_log2 = group_log2 - 5;  // k-tiles per group: G / 32
       const int lo = ((kt >> tiles_log2) << group_log2) + (kt & ((1 << tiles_log2) - 1)) * 16;
       return part < 2 ? lo + part * 8 : lo + (1 << (group_log2 - 1)) + (part - 2) * 8;
@@ -214,7 +220,7 @@ __global__ void __launch_bounds__(BM * 2, 1)
         const uint8_t* src = ok ? w + static_cast<size_t>(n0 + row) * cols + kt * kBK + part * 16 : w;
         cp_async_16_zfill(Bs + row * kQ8Stride + part * 16, src, ok ? 16 : 0);
       }
-    } else {  // INT4: k-tile kt is bytes 16 kt .. 16 kt + 15 of every code row
+    } else {  // INT4 / NF4: k-tile kt is bytes 16 kt .. 16 kt + 15 of every code row
 #pragma unroll
       for (int c = tid; c < kBN; c += kThreads) {
         const bool ok = n0 + c < rows;
@@ -240,12 +246,17 @@ __global__ void __launch_bounds__(BM * 2, 1)
         p.x = __half2float(__ushort_as_half(static_cast<unsigned short>(v & 0xffffu)));
         p.y = __half2float(__ushort_as_half(static_cast<unsigned short>(v >> 16)));
       }
+    } else if constexpr (B == GemmB::NF4) {
+      if (tid < kBN && n0 + tid < rows) {
+        const float* scales = reinterpret_cast<const float*>(w + static_cast<size_t>(rows) * (cols / 2));
+        p.x = __ldg(scales + static_cast<size_t>(n0 + tid) * (cols >> 6) + (kt >> 1));
+      }
     }
     return p;
   };
   auto store_params = [&](int stage, float2 p) {
     uint8_t* st = smem + stage * L::stage_bytes;
-    if constexpr (B == GemmB::Q8_0) {
+    if constexpr (B == GemmB::Q8_0 || B == GemmB::NF4) {
       if (tid < kBN) reinterpret_cast<float*>(st + L::p_off)[tid] = p.x;
     } else if constexpr (B == GemmB::INT4) {
       if (tid < kBN) reinterpret_cast<float2*>(st + L::p_off)[tid] = p;
@@ -259,6 +270,12 @@ __global__ void __launch_bounds__(BM * 2, 1)
     for (int nt = 0; nt < 4; nt++)
 #pragma unroll
       for (int j = 0; j < 4; j++) acc[mt][nt][j] = 0.0f;
+
+  // NF4: the bf16 table, read only after the main loop's first __syncthreads.
+  __shared__ uint16_t nf4_lut[16];
+  if constexpr (B == GemmB::NF4) {
+    if (tid < 16) nf4_lut[tid] = bits_as<uint16_t>(__float2bfloat16_rn(nf4_table_value(tid)));
+  }
 
   // Prologue: stages 0 .. kStages-2 (one commit group each, empty past the end).
 #pragma unroll
@@ -316,13 +333,23 @@ __global__ void __launch_bounds__(BM * 2, 1)
         const uint8_t* p = st + L::b_off + (nb + g) * kQ8Stride + 2 * t;
 #pragma unroll
         for (int j = 0; j < 4; j++) b[j] = i8x2_to_bf16x2(*reinterpret_cast<const uint16_t*>(p + 8 * j));
-      } else {
+      } else if constexpr (B == GemmB::INT4) {
         const uint8_t* p = st + L::b_off + (nb + g) * kI4Stride + 2 * t;
         const uint32_t u0 = *reinterpret_cast<const uint16_t*>(p), u1 = *reinterpret_cast<const uint16_t*>(p + 8);
         b[0] = nibbles_to_bf16x2<true>(u0);   // k 2t, 2t+1: low nibbles of bytes 2t, 2t+1
         b[1] = nibbles_to_bf16x2<true>(u1);   // k 2t+8, 2t+9
         b[2] = nibbles_to_bf16x2<false>(u0);  // k 16+2t, 16+2t+1: high nibbles
         b[3] = nibbles_to_bf16x2<false>(u1);
+      } else {  // NF4: the same nibbles, looked up in the bf16 table
+        const uint8_t* p = st + L::b_off + (nb + g) * kI4Stride + 2 * t;
+        const uint32_t u0 = *reinterpret_cast<const uint16_t*>(p), u1 = *reinterpret_cast<const uint16_t*>(p + 8);
+        auto pair = [&](uint32_t u, int shift) -> uint32_t {  // nibbles of byte 0 / byte 1 -> bf16x2
+          return uint32_t(nf4_lut[(u >> shift) & 15u]) | (uint32_t(nf4_lut[(u >> (shift + 8)) & 15u]) << 16);
+        };
+        b[0] = pair(u0, 0);
+        b[1] = pair(u1, 0);
+        b[2] = pair(u0, 4);
+        b[3] = pair(u1, 4);
       }
       const uint32_t b_lo[2] = {b[0], b[1]}, b_hi[2] = {b[2], b[3]};
       if constexpr (!kScaled) {
@@ -334,7 +361,7 @@ __global__ void __launch_bounds__(BM * 2, 1)
       } else {
         // Fragment columns 2t, 2t+1 are weight rows nb + 2t, nb + 2t + 1.
         float2 p0, p1;
-        if constexpr (B == GemmB::Q8_0) {
+        if constexpr (B == GemmB::Q8_0 || B == GemmB::NF4) {
           const float* P = reinterpret_cast<const float*>(st + L::p_off);
           p0 = make_float2(P[nb + 2 * t], 0.0f);
           p1 = make_float2(P[nb + 2 * t + 1], 0.0f);
@@ -535,7 +562,7 @@ Status launch_gemm(float* out, const float* x, const Weight& w, int64_t n64, Wor
   uint8_t* base = static_cast<uint8_t*>(ws.data);
   __nv_bfloat16* xb = reinterpret_cast<__nv_bfloat16*>(base + l.xb_off);
   float* sx = B == GemmB::INT4 ? reinterpret_cast<float*>(base + l.sx_off) : nullptr;
-  const int group_log2 = B == GemmB::INT4 ? log2_exact(w.group) : 0;
+  const int group_log2 = B == GemmB::INT4 ? log2_exact(w.group) : B == GemmB::NF4 ? 6 : 0;
 
   // Split-K when the tile grid leaves SMs idle (short prompts); bounded by the workspace.
   const int grid_x = ceil_div(rows, kBN), grid_y = ceil_div(n, BM);
@@ -617,6 +644,9 @@ Status validate(const float* out, const float* x, const Weight& w, int64_t n) {
       }
       if (w.cols % w.group != 0) return invalid_argument(what + "int4 cols must be a multiple of the group size");
       break;
+    case DType::NF4:
+      if (w.cols % 64 != 0) return invalid_argument(what + "nf4 cols must be a multiple of 64");
+      break;
     default: return unsupported(what + "unsupported weight dtype: " + std::to_string(int(w.dtype)));
   }
   return Status::Ok();
@@ -666,6 +696,7 @@ Status matmul_cuda_path(float* out, const float* x, const Weight& w, int64_t n, 
         case DType::F16: return launch_gemm_bm<GemmB::F16>(out, x, w, n, ws, force_splits, stream);
         case DType::Q8_0: return launch_gemm_bm<GemmB::Q8_0>(out, x, w, n, ws, force_splits, stream);
         case DType::INT4: return launch_gemm_bm<GemmB::INT4>(out, x, w, n, ws, force_splits, stream);
+        case DType::NF4: return launch_gemm_bm<GemmB::NF4>(out, x, w, n, ws, force_splits, stream);
         default: break;
       }
       return unsupported(std::string("matmul: unsupported weight dtype for the tensor-core GEMM: ") + dtype_name(w.dtype));

@@ -5,7 +5,9 @@
 // Layouts: x f32 row-major [n][cols] (row i at x + i * cols); out f32 [n][rows]; W as dtype.h:
 //   F32/F16/BF16 row-major; Q8_0 planar (int8 codes [rows][cols], then f16 scales [rows][cols/32]);
 //   INT4 planar (codes [rows][cols/2], byte j of a group = weight j (low nibble) and j + G/2
-//   (high nibble); then {f16 scale, f16 min} [rows][cols/G]; w = q * scale + min).
+//   (high nibble); then {f16 scale, f16 min} [rows][cols/G]; w = q * scale + min);
+//   NF4 planar (the INT4 code layout with G = 64, then f32 absmax [rows][cols/64];
+//   w = table[q] * scale with the 16-entry NF4 table of core/nf4.h).
 //
 // Design (memory-bound: every weight byte is read exactly once, in 16-byte loads):
 //   - A weight row is a sequence of 16-byte chunks: 4 f32, 8 f16/bf16, 16 q8_0 codes (half a
@@ -20,6 +22,9 @@
 //     PRMT + one FADD) and summed as sum(q x) per chunk; the group parameters are applied once per
 //     chunk: Q8_0 acc += scale * sum(q x); INT4 acc += scale * sum(q x) + min * sum(x), with
 //     sum(x) shared by the R rows (about 3.3 instructions per int4 weight at n = 1).
+//     NF4 is the INT4 walk with the affine map replaced by a 16-entry lookup: the block copies
+//     the table into shared memory once, codes index it (16 entries in 16 banks: no conflicts),
+//     and acc += scale * sum(table[q] x) once per chunk (no min term).
 //   - Lanes reduce with shuffles (no shared memory, no barriers).
 //   - Split-K when rows are few relative to the SMs (less than 24 KB of weight loads in flight
 //     per SM, i.e. fewer than 6 warps per SM at R = 4, 12 at R = 2): gridDim.y
@@ -43,6 +48,7 @@
 #include <string>
 
 #include "cuda/common.cuh"
+#include "cuda/nf4.cuh"
 #include "cuda/ops.cuh"
 
 namespace lc::cuda {
@@ -110,17 +116,19 @@ __host__ __device__ inline int64_t row_code_bytes(DType dt, int64_t cols) {
     case DType::F16:
     case DType::BF16: return cols * 2;
     case DType::Q8_0: return cols;
-    case DType::INT4: return cols / 2;
+    case DType::INT4:
+    case DType::NF4: return cols / 2;
   }
   return 0;
 }
 
 // One 16-byte chunk of R rows: acc[r][i] += sum over the chunk's columns of w[r][c] * x[i][c].
-// raw[r] holds the chunk of row r; scale/minv the row's group parameters (Q8_0, INT4).
+// raw[r] holds the chunk of row r; scale/minv the row's group parameters (Q8_0, INT4, NF4);
+// lut the NF4 table in shared memory (NF4 only).
 template <DType DT, int N, int R>
 __device__ __forceinline__ void matvec_chunk(float (&acc)[R][N], const uint32_t (&raw)[R][4], const float (&scale)[R],
                                              const float (&minv)[R], const float* __restrict__ x, int cols, int n,
-                                             int chunk, int group_log2) {
+                                             int chunk, int group_log2, const float* lut) {
   if constexpr (DT == DType::F32) {
     const int col = chunk * 4;
 #pragma unroll
@@ -177,6 +185,44 @@ __device__ __forceinline__ void matvec_chunk(float (&acc)[R][N], const uint32_t 
           const f128 xv = load128nc(x + static_cast<size_t>(i) * cols + col + 4 * q);
 #pragma unroll
           for (int r = 0; r < R; r++) pq[r][i] = dot4(c[r], xv, pq[r][i]);
+        }
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+      for (int i = 0; i < N; i++) acc[r][i] = fmaf(scale[r], pq[r][i], acc[r][i]);
+  } else if constexpr (DT == DType::NF4) {
+    // 16 code bytes of 64-block gi at byte offset b0: low nibbles are columns lo .. lo+15, high
+    // nibbles lo+32 .. lo+47. acc += scale * sum(table[q] x).
+    const int gi = chunk >> 1;
+    const int b0 = (chunk & 1) * 16;
+    const int lo = (gi << 6) + b0, hi = lo + 32;
+    float pq[R][N];
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+      for (int i = 0; i < N; i++) pq[r][i] = 0.0f;
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+      float wl[R][4], wh[R][4];
+#pragma unroll
+      for (int r = 0; r < R; r++) {
+#pragma unroll
+        for (int b = 0; b < 4; b++) {
+          const uint32_t byte = (raw[r][q] >> (8 * b)) & 0xFFu;
+          wl[r][b] = lut[byte & 0x0Fu];
+          wh[r][b] = lut[byte >> 4];
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < N; i++) {
+        if (i < n) {
+          const float* xi = x + static_cast<size_t>(i) * cols;
+          const f128 xl = load128nc(xi + lo + 4 * q);
+          const f128 xh = load128nc(xi + hi + 4 * q);
+#pragma unroll
+          for (int r = 0; r < R; r++) pq[r][i] = dot4(wh[r], xh, dot4(wl[r], xl, pq[r][i]));
         }
       }
     }
@@ -252,7 +298,8 @@ __global__ void __launch_bounds__(kMatvecThreads, N >= 8 ? 3 : 4)
     int4_params[r] = nullptr;
     if constexpr (DT == DType::Q8_0) {  // planar: scales [rows][cols/32] after all the codes
       q8_scales[r] = reinterpret_cast<const __half*>(w + static_cast<size_t>(rows) * cols) + static_cast<size_t>(row) * (cols / 32);
-    } else if constexpr (DT == DType::INT4) {  // planar: {scale, min} pairs [rows][cols/G] after the codes
+    } else if constexpr (DT == DType::INT4 || DT == DType::NF4) {  // planar: {scale, min} f16 pairs (INT4) or
+      // f32 scales (NF4), 4 bytes per group, [rows][cols/G] after the codes
       int4_params[r] = reinterpret_cast<const uint32_t*>(w + static_cast<size_t>(rows) * (cols / 2)) +
                        static_cast<size_t>(row) * (cols >> group_log2);
     }
@@ -275,9 +322,18 @@ __global__ void __launch_bounds__(kMatvecThreads, N >= 8 ? 3 : 4)
         const uint32_t p = __ldg(int4_params[r] + (chunk >> (group_log2 - 5)));
         scale[r] = __half2float(__ushort_as_half(static_cast<unsigned short>(p & 0xffffu)));
         minv[r] = __half2float(__ushort_as_half(static_cast<unsigned short>(p >> 16)));
+      } else if constexpr (DT == DType::NF4) {
+        scale[r] = __uint_as_float(__ldg(int4_params[r] + (chunk >> 1)));
       }
     }
   };
+
+  // NF4: the table in shared memory, complete for every warp after this barrier.
+  __shared__ float nf4_lut[16];
+  if constexpr (DT == DType::NF4) {
+    if (threadIdx.x < 16) nf4_lut[threadIdx.x] = nf4_table_value(static_cast<int>(threadIdx.x));
+    __syncthreads();
+  }
 
   // Two chunks per row in flight per lane: all loads of both are issued before either is used.
   for (int k = k_begin + lane; k < k_end; k += 64) {
@@ -301,8 +357,8 @@ __global__ void __launch_bounds__(kMatvecThreads, N >= 8 ? 3 : 4)
     }
     params(k, s0, m0);
     if (second) params(k + 32, s1, m1);
-    matvec_chunk<DT, N, R>(acc, raw0, s0, m0, x, cols, n, k, group_log2);
-    if (second) matvec_chunk<DT, N, R>(acc, raw1, s1, m1, x, cols, n, k + 32, group_log2);
+    matvec_chunk<DT, N, R>(acc, raw0, s0, m0, x, cols, n, k, group_log2, nf4_lut);
+    if (second) matvec_chunk<DT, N, R>(acc, raw1, s1, m1, x, cols, n, k + 32, group_log2, nf4_lut);
   }
 
   float* out = dst + static_cast<size_t>(blockIdx.y) * n * rows;
@@ -403,7 +459,7 @@ Status launch_matvec(float* out, const float* x, const Weight& w, int n, Workspa
   splits = ceil_div(chunks, per);  // no empty slices
 
   float* dst = splits > 1 ? static_cast<float*>(ws.data) : out;
-  const int group_log2 = DT == DType::INT4 ? log2_exact(w.group) : 5;
+  const int group_log2 = DT == DType::INT4 ? log2_exact(w.group) : DT == DType::NF4 ? 6 : 5;
   LC_LAUNCH((matvec_kernel<DT, N, R>), dim3(blocks, splits), kMatvecThreads, 0, stream, dst, x,
             static_cast<const uint8_t*>(w.data), rows, cols, n, group_log2, per);
   CUDA_TRY(cudaGetLastError());
@@ -465,6 +521,7 @@ Status matvec_cuda(float* out, const float* x, const Weight& w, int64_t n64, Wor
     case DType::BF16: return launch_matvec_n<DType::BF16>(out, x, w, n, ws, split_cap, force_splits, stream);
     case DType::Q8_0: return launch_matvec_n<DType::Q8_0>(out, x, w, n, ws, split_cap, force_splits, stream);
     case DType::INT4: return launch_matvec_n<DType::INT4>(out, x, w, n, ws, split_cap, force_splits, stream);
+    case DType::NF4: return launch_matvec_n<DType::NF4>(out, x, w, n, ws, split_cap, force_splits, stream);
   }
   return unsupported(std::string("matvec: unsupported weight dtype: ") + dtype_name(w.dtype));
 }

@@ -35,6 +35,7 @@
 
 #include "core/dequant.h"
 #include "core/half.h"
+#include "core/nf4.h"
 #include "core/thread_pool.h"
 #include "cpu/kernels.h"
 
@@ -156,6 +157,7 @@ const std::vector<WeightKind>& weight_kinds() {
       {DType::INT4, 64, Int4Style::MinMax, "int4g64"},
       {DType::INT4, 128, Int4Style::Q4_0, "int4g128(q4_0)"},
       {DType::INT4, 128, Int4Style::MinMax, "int4g128"},
+      {DType::NF4, 64, Int4Style::MinMax, "nf4"},
   };
   return kinds;
 }
@@ -163,6 +165,7 @@ const std::vector<WeightKind>& weight_kinds() {
 bool kind_fits(const WeightKind& k, int64_t cols) {
   if (k.dtype == DType::Q8_0) return cols % 32 == 0;
   if (k.dtype == DType::INT4) return cols % k.group == 0;
+  if (k.dtype == DType::NF4) return cols % 64 == 0;
   return true;
 }
 
@@ -180,6 +183,12 @@ void make_weight(HostWeight* hw, const WeightKind& k, int64_t rows, int64_t cols
       break;
     case DType::Q8_0: quantize_q8_0(src.data(), rows, cols, dst); break;
     case DType::INT4: quantize_int4(src.data(), rows, cols, k.group, k.style, dst); break;
+    case DType::NF4:  // the engine's own encoder (core/nf4.cc): codes, then f32 scales
+      for (int64_t r = 0; r < rows; r++) {
+        quantize_row_nf4(dst + r * (cols / 2), reinterpret_cast<float*>(dst + rows * (cols / 2)) + r * (cols / 64),
+                         src.data() + r * cols, cols);
+      }
+      break;
   }
   hw->w = Weight{k.dtype, rows, cols, k.dtype == DType::Q8_0 ? 32 : k.group, dst, nbytes};
   hw->label = k.name;
@@ -667,6 +676,7 @@ void run_all_checks() {
     const bool float_type = kind.dtype == DType::F32 || kind.dtype == DType::F16 || kind.dtype == DType::BF16;
     std::vector<int64_t> cols_list = {32, 64, 96, 128, 288, 384, 4096};
     if (float_type) cols_list = {7, 32, 96, 172, 288, 4096, 4104};
+    if (kind.dtype == DType::NF4) cols_list = {64, 192, 320, 448, 4096};  // odd numbers of 64-blocks
     for (int64_t rows : {1, 3, 17, 113})
       for (int64_t cols : cols_list) {
         if (!kind_fits(kind, cols)) continue;
@@ -675,6 +685,10 @@ void run_all_checks() {
     // many activation rows: several activation blocks and column blocks
     if (kind_fits(kind, 4096)) check_matmul(kind, 17, 4096, 77, false, seed++);
     if (kind_fits(kind, 256)) check_matmul(kind, 45, 256, 5, true, seed++);
+    // the avx512 prefill GEMM (n >= 8): whole 16-row panels split over threads, at and just
+    // past the 8-row register tile
+    for (int64_t n : {8, 9, 128})
+      if (kind_fits(kind, 2048)) check_matmul(kind, 64, 2048, n, false, seed++);
   }
   {  // INT4 with a group size the SIMD tiers do not specialize (96): the generic fallback
     WeightKind g96{DType::INT4, 96, Int4Style::MinMax, "int4g96"};
@@ -795,6 +809,7 @@ int run_bench() {
       {DType::F32, 0, Int4Style::Q4_0, "f32"},       {DType::F16, 0, Int4Style::Q4_0, "f16"},
       {DType::BF16, 0, Int4Style::Q4_0, "bf16"},     {DType::Q8_0, 32, Int4Style::Q4_0, "q8_0"},
       {DType::INT4, 32, Int4Style::Q4_0, "int4g32"}, {DType::INT4, 128, Int4Style::MinMax, "int4g128"},
+      {DType::NF4, 64, Int4Style::MinMax, "nf4"},
   };
   std::vector<float> out(static_cast<size_t>(64 * rows)), ref(static_cast<size_t>(rows));
   std::printf("\n%-9s %-8s %-7s %12s %9s %14s\n", "dtype", "tier", "threads", "n=1 GB/s", "ratio", "n=64 GFLOP/s");

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/half.h"
+#include "core/nf4.h"
 #include "core/quantize.h"
 #include "cpu/ops/ops.h"
 #include "cuda/ops.cuh"
@@ -189,6 +190,13 @@ std::vector<uint8_t> encode_weight(DType dt, int64_t rows, int64_t cols, int64_t
         quantize_row_int4(codes + r * (cols / 2), params + r * (cols / group) * 2, x.data() + r * cols, cols, group);
       break;
     }
+    case DType::NF4: {
+      uint8_t* codes = bytes.data();
+      auto* scales = reinterpret_cast<float*>(bytes.data() + rows * (cols / 2));
+      for (int64_t r = 0; r < rows; r++)
+        quantize_row_nf4(codes + r * (cols / 2), scales + r * (cols / 64), x.data() + r * cols, cols);
+      break;
+    }
   }
   return bytes;
 }
@@ -228,7 +236,7 @@ void check_embed(Env& env) {
   const std::vector<Config> configs = {
       {DType::F32, 0, {8, 64, 97, 4096}},   {DType::F16, 0, {8, 64, 97, 4096}}, {DType::BF16, 0, {8, 64, 97, 4096}},
       {DType::Q8_0, 32, {32, 96, 4096}},    {DType::INT4, 32, {32, 96, 4096}},  {DType::INT4, 64, {64, 192, 4096}},
-      {DType::INT4, 128, {128, 384, 4096}},
+      {DType::INT4, 128, {128, 384, 4096}}, {DType::NF4, 64, {64, 192, 4096}},
   };
   const int64_t vocab = 50;
   std::uniform_int_distribution<int32_t> tok(0, int32_t(vocab - 1));
@@ -332,7 +340,7 @@ void check_embed(Env& env) {
     bad.cols = 40;
     fam.expect_code(cuda::embed_cuda(out.get(), bad, dtok.get(), 1, env.stream), Code::InvalidArgument, "q8_0 cols 40");
   }
-  fam.notes = "f32 f16 bf16 q8_0 int4/g32/g64/g128, vector + scalar paths, out-of-range ids";
+  fam.notes = "f32 f16 bf16 q8_0 int4/g32/g64/g128 nf4, vector + scalar paths, out-of-range ids";
   fam.summary();
 }
 

@@ -26,6 +26,7 @@
 
 #include "core/dequant.h"
 #include "core/half.h"
+#include "core/nf4.h"
 #include "core/quantize.h"
 #include "cpu/ops/ops.h"
 #include "cuda/ops.cuh"
@@ -88,6 +89,11 @@ Tolerance tolerance(MatmulPath path, DType dt) {
         // (1 + 2^-8)^2 - 1 < 2^-7 + 2^-16, plus the accumulation term.
         return {1e-30, std::ldexp(1.0, -7) + std::ldexp(1.0, -14)};
       }
+      if (dt == DType::NF4) {
+        // As below, plus the NF4 table values rounded to bf16 (2^-9 relative; the f32 scale is
+        // applied in f32): (1 + 2^-8)(1 + 2^-9) - 1 < 2^-8 + 2^-9 + 2^-17.
+        return {1e-30, std::ldexp(1.0, -8) + std::ldexp(1.0, -9) + std::ldexp(1.0, -14)};
+      }
       // x -> bf16 rounds to nearest with 8 significant bits: |dx| <= 2^-8 |x| per element (the
       // worst case, just above a power of two), so the error is <= 2^-8 mag.
       // Weights reach the mma exactly (bf16 copied; q8 codes |q| <= 128 and int4 q <= 15 are
@@ -111,7 +117,7 @@ struct HostWeight {
     w.dtype = dtype;
     w.rows = rows;
     w.cols = cols;
-    w.group = dtype == DType::INT4 ? group : dtype == DType::Q8_0 ? kQ8Group : 0;
+    w.group = dtype == DType::INT4 ? group : dtype == DType::Q8_0 ? kQ8Group : dtype == DType::NF4 ? 64 : 0;
     w.data = data;
     w.nbytes = bytes.size();
     return w;
@@ -160,6 +166,18 @@ HostWeight build_weight(DType dt, int64_t rows, int64_t cols, int64_t group, boo
       }
       continue;
     }
+    if (position && dt == DType::NF4) {  // hashed codes (every nibble position distinct), scales 1..1.75
+      uint8_t* codes = data + r * (cols / 2);
+      float* scales = const_cast<float*>(w.nf4_scales(r));
+      for (int64_t c = 0; c < cols; c++) {
+        const int64_t gi = c / 64, j = c % 64;
+        const uint8_t q = uint8_t(mix(uint32_t(r), uint32_t(c)) & 15u);
+        uint8_t& byte = codes[gi * 32 + j % 32];
+        byte = j < 32 ? uint8_t((byte & 0xF0) | q) : uint8_t((byte & 0x0F) | (q << 4));
+      }
+      for (int64_t gi = 0; gi < cols / 64; gi++) scales[gi] = 1.0f + float((r + 3 * gi) % 4) / 4.0f;
+      continue;
+    }
     for (int64_t c = 0; c < cols; c++) {
       if (!position) {
         row[size_t(c)] = std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng);
@@ -183,6 +201,9 @@ HostWeight build_weight(DType dt, int64_t rows, int64_t cols, int64_t group, boo
         break;
       case DType::INT4:
         quantize_row_int4(data + r * (cols / 2), const_cast<uint16_t*>(w.int4_params(r)), row.data(), cols, group);
+        break;
+      case DType::NF4:
+        quantize_row_nf4(data + r * (cols / 2), const_cast<float*>(w.nf4_scales(r)), row.data(), cols);
         break;
     }
   }
@@ -421,6 +442,7 @@ void expect_error(const char* what, Status st, Code code, const char* needle) {
 bool valid_cols(DType dt, int64_t cols, int64_t group) {
   if (dt == DType::Q8_0) return cols % kQ8Group == 0;
   if (dt == DType::INT4) return cols % group == 0;
+  if (dt == DType::NF4) return cols % 64 == 0;
   return true;
 }
 
@@ -446,7 +468,7 @@ int main(int argc, char** argv) {
   std::mt19937 rng(20240611u);
 
   const DtypeSpec dtypes[] = {{DType::F32, 0},   {DType::F16, 0},   {DType::BF16, 0}, {DType::Q8_0, 32},
-                              {DType::INT4, 32}, {DType::INT4, 64}, {DType::INT4, 128}};
+                              {DType::INT4, 32}, {DType::INT4, 64}, {DType::INT4, 128}, {DType::NF4, 64}};
   const int64_t rows_list[] = {1, 3, 17, 113, 256};
   // 40: a multiple of 8 but not of the 32-wide k-tile; 45: odd (the fallback paths); 384: a
   // multiple of every INT4 group size.
@@ -456,7 +478,7 @@ int main(int argc, char** argv) {
   auto skip = [&](const DtypeSpec& d, int64_t cols) {
     std::printf("skip %s%s cols=%lld: cols must be a multiple of %lld for this dtype\n", dtype_name(d.dtype),
                 d.dtype == DType::INT4 ? ("/g" + std::to_string(d.group)).c_str() : "", static_cast<long long>(cols),
-                static_cast<long long>(d.dtype == DType::INT4 ? d.group : kQ8Group));
+                static_cast<long long>(d.dtype == DType::INT4 || d.dtype == DType::NF4 ? d.group : kQ8Group));
   };
 
   // 1. The sweep through matmul_cuda's own choice (Auto): every dtype x rows x cols x n, random
@@ -477,6 +499,16 @@ int main(int argc, char** argv) {
           run_case(Case{d.dtype, d.group, rows, cols, n, false}, rng, verbose);
           if (n == 1 || n == 8 || n == 9 || n == 77) run_case(Case{d.dtype, d.group, rows, cols, n, true}, rng, verbose);
         }
+      }
+    }
+  }
+
+  // 1b. NF4 on odd numbers of 64-blocks (the sweep's widths hold 6 or 64 of them).
+  for (int64_t cols : {int64_t{64}, int64_t{192}, int64_t{320}}) {
+    for (int64_t rows : {int64_t{1}, int64_t{17}, int64_t{113}}) {
+      for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{9}, int64_t{33}}) {
+        run_case(Case{DType::NF4, 64, rows, cols, n, false}, rng, verbose);
+        run_case(Case{DType::NF4, 64, rows, cols, n, true}, rng, verbose);
       }
     }
   }
@@ -523,6 +555,8 @@ int main(int argc, char** argv) {
   run_graph_case(DType::Q8_0, 32, 17, 4096, 4, rng);
   run_graph_case(DType::BF16, 0, 17, 4096, 9, rng);
   run_graph_case(DType::INT4, 128, 113, 384, 33, rng);
+  run_graph_case(DType::NF4, 64, 113, 4096, 1, rng);
+  run_graph_case(DType::NF4, 64, 17, 384, 33, rng);
 
   // 6. Readable errors.
   {
@@ -540,6 +574,10 @@ int main(int argc, char** argv) {
     w.cols = 96;
     expect_error("int4 cols not a multiple of the group", cuda::matmul_cuda(dout.get(), dx.get(), w, 1, {}, 0),
                  Code::InvalidArgument, "multiple of the group size");
+    w.dtype = DType::NF4;
+    w.cols = 96;
+    expect_error("nf4 cols not a multiple of 64", cuda::matmul_cuda(dout.get(), dx.get(), w, 1, {}, 0),
+                 Code::InvalidArgument, "multiple of 64");
     w.dtype = DType::Q8_0;
     w.cols = 40;
     expect_error("q8_0 cols not a multiple of 32", cuda::matmul_cuda(dout.get(), dx.get(), w, 1, {}, 0),
@@ -564,7 +602,9 @@ int main(int argc, char** argv) {
                 tolerance(e.first.rfind("matvec", 0) == 0 ? MatmulPath::Matvec
                           : e.first.rfind("simt", 0) == 0 ? MatmulPath::Simt
                                                            : MatmulPath::TensorCore,
-                          e.first.find("f16") != std::string::npos && e.first.find("bf16") == std::string::npos ? DType::F16 : DType::BF16)
+                          e.first.find("nf4") != std::string::npos ? DType::NF4
+                          : e.first.find("f16") != std::string::npos && e.first.find("bf16") == std::string::npos ? DType::F16
+                                                                                                                   : DType::BF16)
                     .rtol);
   }
   std::printf("workspace: matmul_workspace_bytes(1, 4096, 32000) = %zu, (512, 11008, 32000) = %zu\n",

@@ -20,6 +20,8 @@ export const MATMUL_WEIGHT_KINDS: readonly WeightKind[] = [
     { source: 'f32', storage: 'int4', group } as const,
     { source: 'f16', storage: 'int4', group } as const,
   ]),
+  { source: 'f32', storage: 'nf4' }, // quantized at load (core/nf4.cc)
+  { source: 'bf16', storage: 'nf4' },
 ];
 
 export const MATMUL_ROWS = [1, 3, 17, 113, 256] as const;
@@ -27,7 +29,7 @@ export const MATMUL_ROWS = [1, 3, 17, 113, 256] as const;
 export function matmulCols(kind: WeightKind): readonly number[] {
   switch (kindBlock(kind)) {
     case 64:
-      return [64, 192, 4096];
+      return kind.storage === 'nf4' ? [64, 192, 320, 4096] : [64, 192, 4096];
     case 128:
       return [128, 384, 4096];
     default:

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 
 import { expect, it } from 'vitest';
 
+import { loadModel } from '../../lib/index.js';
 import { describeWithShared, repoRoot, sharedPath } from '../helpers/shared-data.js';
 import { useTmpDir } from '../helpers/tmp.js';
 import { STORIES260K_GREEDY_TEXT } from '../reference/stories260k-expected.js';
@@ -49,6 +50,21 @@ describeWithShared([BIN, TOK, GGUF], 'llama-cuda CLI', () => {
   it('generate with a seed repeats', () => {
     const args = ['generate', '--model', sharedPath(GGUF), '--prompt', 'Tom', '--temperature', '1', '--seed', '7', '--max-tokens', '20', '--json'];
     expect(JSON.parse(cli(args).stdout).tokens).toEqual(JSON.parse(cli(args).stdout).tokens);
+  });
+
+  it('generate --quantize nf4 runs the model quantized at load, as loadModel({ quantize }) does', async () => {
+    const r = cli(['generate', '--model', sharedPath(GGUF), '--prompt', 'Once upon a time', '--temperature', '0', '--max-tokens', '16', '--quantize', 'nf4', '--json']);
+    expect(r.status).toBe(0);
+    const model = await loadModel(sharedPath(GGUF), { device: 'cpu', quantize: 'nf4' });
+    try {
+      const api = await model.complete('Once upon a time', { maxTokens: 16, temperature: 0 });
+      expect((JSON.parse(r.stdout) as { tokens: number[] }).tokens).toEqual(api.tokens);
+    } finally {
+      await model.dispose();
+    }
+    const bad = cli(['generate', '--model', sharedPath(GGUF), '--prompt', 'x', '--quantize', 'int3']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--quantize must be int4, int8, nf4/);
   });
 
   it('tokenize prints ids with BOS first; --jsonl maps lines', () => {

@@ -105,7 +105,7 @@ describeWithShared([BIN, TOK, GGUF], 'quantize at load', () => {
 
   it('rejects bad options', async () => {
     const file = await openModelFile(sharedPath(BIN));
-    expectErrorCode(() => planWeights(file.config, file.tensors, 'm', { quantize: 'int3' as never }), 'ERR_INVALID_ARG', /quantize must be 'int4' or 'int8'/);
+    expectErrorCode(() => planWeights(file.config, file.tensors, 'm', { quantize: 'int3' as never }), 'ERR_INVALID_ARG', /quantize must be 'int4', 'int8' or 'nf4'/);
     expectErrorCode(() => planWeights(file.config, file.tensors, 'm', { quantize: 'int4', quantizeGroup: 16 as never }), 'ERR_INVALID_ARG', /quantizeGroup must be 32, 64 or 128/);
     expectErrorCode(() => planWeights(file.config, file.tensors, 'm', { quantize: 'int8', quantizeGroup: 64 }), 'ERR_INVALID_ARG', /applies only to quantize: 'int4'/);
     await expect(loadModel(sharedPath(GGUF), { device: 'cpu', quantize: 'q4' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });

@@ -4,7 +4,7 @@
  * or with target 'cuda-simt' on the CUDA backend of the SIMT emulator build (`npm run build:simt`:
  * the CUDA kernels compiled for the CPU).
  */
-import type { Addon, CpuKernelTier, GraphSpec, KvCacheType, NativeEngine, NativeSession, WeightSource } from '../../lib/addon-types.js';
+import type { Addon, CpuKernelTier, GraphSpec, KvCacheType, NativeEngine, NativeSession, WeightDType, WeightSource } from '../../lib/addon-types.js';
 import { type AddonChoice, loadAddon, loadSimtAddon, simtBuildPath } from '../../lib/native.js';
 
 export function cpuAddon(): Addon {
@@ -19,7 +19,8 @@ let simt: { choice?: AddonChoice; missing?: string } | undefined;
 function loadSimt(): { choice?: AddonChoice; missing?: string } {
   if (simt === undefined) {
     try {
-      simt = { choice: loadSimtAddon() };
+      // LLAMA_CUDA_SIMT_PREBUILD: another SIMT build than build-simt/ (a helper's own build folder)
+      simt = { choice: loadSimtAddon(process.env['LLAMA_CUDA_SIMT_PREBUILD'] || undefined) };
     } catch (err) {
       simt = { missing: (err as Error).message.split('\n')[0] ?? `no SIMT build at ${simtBuildPath()}` };
     }
@@ -106,7 +107,7 @@ export function addGraph(width: number): GraphSpec {
 }
 
 /** out = x · Wᵀ for a weight "w" of [rows, cols] in the given storage type. */
-export function matmulGraph(rows: number, cols: number, dtype: 'f32' | 'f16' | 'bf16' | 'q8_0' | 'int4' = 'f32', group?: number): GraphSpec {
+export function matmulGraph(rows: number, cols: number, dtype: WeightDType = 'f32', group?: number): GraphSpec {
   return {
     weights: [{ name: 'w', dtype, shape: [rows, cols], ...(group !== undefined ? { group } : {}) }],
     buffers: [

@@ -24,6 +24,7 @@ import {
   quantizeQ4_0,
   quantizeQ8_0,
 } from '../reference/ops.js';
+import { NF4_VALUES } from '../../lib/formats/bnb-nf4.js';
 import { type Target, availableTiers, buildEngine, simtMissing } from './graphs.js';
 
 export type { Target } from './graphs.js';
@@ -300,7 +301,7 @@ export function kindName(k: WeightKind): string {
 /** Columns must be a multiple of this for the source blocks and the storage groups. */
 export function kindBlock(k: WeightKind): number {
   const src = k.source === 'q8_0' || k.source === 'q4_0' ? 32 : 1;
-  const dst = k.storage === 'q8_0' ? 32 : k.storage === 'int4' ? (k.group ?? 32) : 1;
+  const dst = k.storage === 'q8_0' ? 32 : k.storage === 'int4' ? (k.group ?? 32) : k.storage === 'nf4' ? 64 : 1;
   return Math.max(src, dst);
 }
 
@@ -410,7 +411,32 @@ export function storedValues(kind: WeightKind, bytes: Uint8Array): Float64Array 
       return requantize(x, 'q8_0', 32);
     case 'int4':
       return requantize(x, 'int4', kind.group ?? 32);
+    case 'nf4':
+      return requantizeNf4(x);
   }
+}
+
+/**
+ * NF4 at load, as native/core/nf4.cc does it in float32: per 64-block absmax = max |x| (the f32
+ * scale), code = the nearest NF4 level to x * f32(1 / absmax) (above the midpoint of levels k and
+ * k + 1 takes k + 1), w = f32(level * absmax); a block of zeros stays zero.
+ */
+export function requantizeNf4(x: Float64Array): Float64Array {
+  const out = new Float64Array(x.length);
+  for (let b = 0; b < x.length; b += 64) {
+    let amax = 0;
+    for (let j = 0; j < 64; j++) amax = Math.max(amax, Math.abs(f32(x[b + j] as number)));
+    const inv = amax !== 0 ? f32(1 / amax) : 0;
+    for (let j = 0; j < 64; j++) out[b + j] = amax !== 0 ? f32((NF4_VALUES[nf4Nearest(f32(f32(x[b + j] as number) * inv))] as number) * amax) : 0;
+  }
+  return out;
+}
+
+/** The NF4 code nearest to v (midpoints in float32, as core/nf4.cc). */
+export function nf4Nearest(v: number): number {
+  let code = 0;
+  for (let k = 0; k < 15; k++) if (v > f32(0.5 * f32((NF4_VALUES[k] as number) + (NF4_VALUES[k + 1] as number)))) code = k + 1;
+  return code;
 }
 
 /** The graph's weight declaration for a kind. */

@@ -9,6 +9,8 @@ import { randomUniform, rowColCode } from '../helpers/init.js';
 import { assertWithin, describeTiers, encodeSource, lazy, memorySource, runGraph, seedOf, storedValues } from '../helpers/op-runner.js';
 import { Rng } from '../helpers/rng.js';
 import { bf16ToNumber, matmul, numberToBf16 } from '../reference/ops.js';
+import { NF4_VALUES } from '../../lib/formats/bnb-nf4.js';
+import { nf4Nearest } from '../helpers/op-runner.js';
 
 interface MatmulData {
   readonly bytes: Uint8Array; // the weight in its source encoding
@@ -35,10 +37,29 @@ interface CudaGemmData {
 
 const bf16 = (v: number): number => bf16ToNumber(numberToBf16(v));
 
+/**
+ * NF4 weights as the tensor-core GEMM sees them: the table value rounded to bf16, times the f32
+ * block scale (applied in f32 after the mma). The scale is the block's largest |w| (the absmax
+ * element is coded as ±1 exactly) and the level the nearest table value to w / scale.
+ */
+function nf4GemmWeights(w: Float64Array): Float64Array {
+  const out = new Float64Array(w.length);
+  for (let b = 0; b < w.length; b += 64) {
+    let scale = 0;
+    for (let j = 0; j < 64; j++) scale = Math.max(scale, Math.abs(w[b + j] as number));
+    for (let j = 0; j < 64; j++) {
+      if (scale === 0) continue;
+      const t = NF4_VALUES[nf4Nearest((w[b + j] as number) / scale)] as number;
+      out[b + j] = bf16(t) * scale;
+    }
+  }
+  return out;
+}
+
 function cudaGemmData(c: MatmulCase, w: Float64Array, x: Float32Array): CudaGemmData {
   const n = x.length / c.cols;
   const xb = Float64Array.from(x, bf16);
-  const wb = c.kind.storage === 'f16' ? w.map(bf16) : w;
+  const wb = c.kind.storage === 'f16' ? w.map(bf16) : c.kind.storage === 'nf4' ? nf4GemmWeights(w) : w;
   const scale = new Float64Array(n * c.rows);
   const shift = new Float64Array(n * c.rows);
   for (let i = 0; i < n; i++) {

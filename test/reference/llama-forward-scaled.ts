@@ -69,6 +69,7 @@ export function createScaledReference(config: Llama2cConfig, weights: Llama2cWei
     }
   }
 
+  const finalHidden = new Float64Array(dim); // the last forward's normed final state
   function forward(token: number, pos: number): Float64Array {
     if (!Number.isInteger(token) || token < 0 || token >= vocabSize) throw new Error(`forward: token ${token} outside [0, ${vocabSize})`);
     if (!Number.isInteger(pos) || pos < 0 || pos >= seqLen) throw new Error(`forward: pos ${pos} outside [0, ${seqLen})`);
@@ -117,10 +118,9 @@ export function createScaledReference(config: Llama2cConfig, weights: Llama2cWei
       matvec(xb2, weights.w2[l]!, hb, dim, hiddenDim);
       for (let i = 0; i < dim; i++) x[i] = (x[i] as number) + (xb2[i] as number);
     }
-    const xn = new Float64Array(dim);
-    rmsnormInto(xn, x, weights.rmsFinal, eps);
+    rmsnormInto(finalHidden, x, weights.rmsFinal, eps);
     const logits = new Float64Array(vocabSize);
-    matvec(logits, weights.wcls, xn, vocabSize, dim);
+    matvec(logits, weights.wcls, finalHidden, vocabSize, dim);
     return logits;
   }
 
@@ -129,5 +129,5 @@ export function createScaledReference(config: Llama2cConfig, weights: Llama2cWei
     for (const c of valueCache) c.fill(0);
   }
 
-  return { config, weights, forward, reset };
+  return { config, weights, forward, reset, finalHidden };
 }

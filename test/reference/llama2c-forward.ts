@@ -50,6 +50,8 @@ export interface Reference {
   forward(token: number, pos: number): Float64Array;
   /** Forgets the KV cache (positions must restart at 0). */
   reset(): void;
+  /** The last forward's final hidden state after the output RMSNorm (the classifier's input). */
+  readonly finalHidden: Float64Array;
 }
 
 const RMS_EPS = 1e-5;
@@ -219,7 +221,7 @@ export function createLlama2cReference(config: Llama2cConfig, weights: Llama2cWe
     for (const c of valueCache) c.fill(0);
   }
 
-  return { config, weights, forward, reset };
+  return { config, weights, forward, reset, finalHidden: xb };
 }
 
 export function loadLlama2cReference(path: string): Reference {

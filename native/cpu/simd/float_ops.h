@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "../../core/nf4.h"
 #include "../parallel.h"
 
 namespace lc {
@@ -87,6 +88,9 @@ void dequantize_row_simd(float* out, const Weight& w, int64_t r) {
       }
       return;
     }
+    case DType::NF4:  // 16-entry table x f32 block scale (core/nf4.h)
+      dequantize_row_nf4(out, int4_codes_of(w, r), w.nf4_scales(r), cols);
+      return;
   }
 }
 

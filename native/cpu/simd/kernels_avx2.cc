@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include "float_ops.h"
+#include "nf4_simd.h"
 #include "quant_matmul.h"
 #include "simd_tiers.h"
 #include "vec_avx2.h"
@@ -136,6 +137,7 @@ void matmul_avx2(const CpuContext& ctx, float* out, const float* x, const Weight
     case DType::BF16: matmul_float_simd<V256, DType::BF16>(ctx, out, x, w, n); return;
     case DType::Q8_0:
     case DType::INT4: matmul_quant_simd<V256, Quant256>(ctx, out, x, w, n); return;
+    case DType::NF4: matmul_nf4_avx2(ctx, out, x, w, n); return;  // simd/nf4_avx2.cc
   }
 }
 

@@ -14,6 +14,8 @@
 #include <cstring>
 
 #include "float_ops.h"
+#include "nf4_simd.h"
+#include "quant_gemm_avx512.h"
 #include "quant_matmul.h"
 #include "simd_tiers.h"
 #include "vec_avx512.h"
@@ -173,7 +175,10 @@ void matmul_avx512(const CpuContext& ctx, float* out, const float* x, const Weig
     case DType::F16: matmul_float_simd<V512, DType::F16>(ctx, out, x, w, n); return;
     case DType::BF16: matmul_float_simd<V512, DType::BF16>(ctx, out, x, w, n); return;
     case DType::Q8_0:
-    case DType::INT4: matmul_quant_simd<V512, Quant512>(ctx, out, x, w, n); return;
+    case DType::INT4:
+      if (!matmul_quant_gemm512<Quant512>(ctx, out, x, w, n)) matmul_quant_simd<V512, Quant512>(ctx, out, x, w, n);
+      return;
+    case DType::NF4: matmul_nf4_avx512(ctx, out, x, w, n); return;  // simd/nf4_avx512.cc
   }
 }
 
