@@ -3,7 +3,7 @@
 #   1. npm pack (scripts skipped: dist/ and the prebuilds must already be built) and check that the
 #      CPU prebuild is in the tarball, and every CUDA family's when nvcc is here;
 #   2. install the tarball into a fresh temporary project with no network (npm install --offline:
-#      its one dependency, node-gyp-build, comes from the npm cache that `npm ci` filled);
+#      its dependencies (node-gyp-build, tinybench) come from the npm cache that the install filled);
 #   3. from that project: a TypeScript file type-checked with the repository's tsc (types resolve
 #      for `import { loadModel } from 'llama-cuda'`) and run, plain ESM, and CommonJS require,
 #      each loading stories260K and generating greedily the known story start;
