@@ -143,25 +143,7 @@ Napi::Value JS_cudaBench(const Napi::CallbackInfo& info) {
     st = cuda_bench_mma(device, iterations, per_sm, repeats, &r);
   } else if (kind == "op") {
     OpBenchSpec spec;
-    spec.op = get_string(o, "op", "spec");
-    auto dtype = [&](const char* key, DType* out) {
-      if (!has(o, key)) return;
-      const std::string name = get_string(o, key, "spec");
-      if (!dtype_from_name(name, out)) throw_invalid(env, std::string("spec.") + key + ": unknown type \"" + name + "\"");
-    };
-    dtype("dtype", &spec.dtype);
-    dtype("kvType", &spec.kv_dtype);
-    auto num = [&](const char* key, int64_t* out) {
-      if (has(o, key)) *out = get_int(o, key, "spec", 0, int64_t(1) << 40);
-    };
-    num("rows", &spec.rows);
-    num("cols", &spec.cols);
-    num("group", &spec.group);
-    num("n", &spec.n);
-    num("nHeads", &spec.n_heads);
-    num("nKvHeads", &spec.n_kv_heads);
-    num("headDim", &spec.head_dim);
-    num("ctx", &spec.ctx);
+    read_op_shape(env, o, &spec);
     if (has(o, "flushL2")) spec.flush_l2 = o.Get("flushL2").ToBoolean().Value();
     spec.repeats = repeats;
     st = cuda_bench_op(device, spec, &r);

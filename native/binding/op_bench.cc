@@ -29,30 +29,34 @@ std::shared_ptr<CpuOpBench> live(Napi::Env env, const std::shared_ptr<std::share
 
 }  // namespace
 
-Napi::Value JS_benchOp(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Napi::Object o = get_object(env, info[0], "spec");
-  CpuOpBenchSpec spec;
-  spec.op = get_string(o, "op", "spec");
+void read_op_shape(Napi::Env env, const Napi::Object& o, OpShape* shape) {
+  shape->op = get_string(o, "op", "spec");
   auto dtype = [&](const char* key, DType* out) {
     if (!has(o, key)) return;
     const std::string name = get_string(o, key, "spec");
     if (!dtype_from_name(name, out)) throw_invalid(env, std::string("spec.") + key + ": unknown type \"" + name + "\"");
   };
-  dtype("dtype", &spec.dtype);
-  dtype("kvType", &spec.kv_dtype);
+  dtype("dtype", &shape->dtype);
+  dtype("kvType", &shape->kv_dtype);
   auto num = [&](const char* key, int64_t* out) {
     if (has(o, key)) *out = get_int(o, key, "spec", 0, int64_t(1) << 40);
   };
-  num("group", &spec.group);
-  num("rows", &spec.rows);
-  num("cols", &spec.cols);
-  num("width", &spec.width);
-  num("n", &spec.n);
-  num("nHeads", &spec.n_heads);
-  num("nKvHeads", &spec.n_kv_heads);
-  num("headDim", &spec.head_dim);
-  num("ctx", &spec.ctx);
+  num("group", &shape->group);
+  num("rows", &shape->rows);
+  num("cols", &shape->cols);
+  num("width", &shape->width);
+  num("n", &shape->n);
+  num("nHeads", &shape->n_heads);
+  num("nKvHeads", &shape->n_kv_heads);
+  num("headDim", &shape->head_dim);
+  num("ctx", &shape->ctx);
+}
+
+Napi::Value JS_benchOp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = get_object(env, info[0], "spec");
+  CpuOpBenchSpec spec;
+  read_op_shape(env, o, &spec);
   if (has(o, "tier")) spec.tier = get_string(o, "tier", "spec");
   if (has(o, "threads")) spec.threads = int(get_int(o, "threads", "spec", 0, 1024));
   if (has(o, "coldBytes")) spec.cold_bytes = uint64_t(get_int(o, "coldBytes", "spec", 0, int64_t(1) << 40));

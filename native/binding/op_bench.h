@@ -4,8 +4,14 @@
 
 #include <napi.h>
 
+#include "core/op_shape.h"
+
 namespace lc::binding {
 
 Napi::Value JS_benchOp(const Napi::CallbackInfo& info);
+
+// Reads the fields of OpShape a spec object sets (op, dtype, kvType, group, rows, cols, width, n,
+// nHeads, nKvHeads, headDim, ctx); unset fields keep `shape`'s values. Throws on bad values.
+void read_op_shape(Napi::Env env, const Napi::Object& o, OpShape* shape);
 
 }  // namespace lc::binding

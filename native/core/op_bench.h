@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "aligned_buffer.h"
+#include "op_shape.h"
 #include "status.h"
 #include "tensor.h"
 #include "thread_pool.h"
@@ -34,19 +35,7 @@ namespace lc {
 
 struct CpuKernels;
 
-struct CpuOpBenchSpec {
-  std::string op;
-  DType dtype = DType::F32;  // weight of matmul / embed
-  int64_t group = 32;        // INT4 group
-  int64_t rows = 0;
-  int64_t cols = 0;
-  int64_t width = 0;
-  int64_t n = 1;
-  int64_t n_heads = 0;
-  int64_t n_kv_heads = 0;
-  int64_t head_dim = 0;
-  int64_t ctx = 0;
-  DType kv_dtype = DType::F16;
+struct CpuOpBenchSpec : OpShape {
   std::string tier = "auto";
   int threads = 0;  // 0 = every online CPU
   uint32_t seed = 1;

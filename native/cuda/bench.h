@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/op_shape.h"
 #include "core/status.h"
 
 namespace lc {
@@ -35,18 +36,8 @@ Status cuda_bench_mma(int device, int iterations, int blocks_per_sm, int repeats
 //   matmul     out[n][rows] = x[n][cols] . W^T, W of `dtype` (int4: `group`)
 //   attention  n query rows at positions ctx - n .. ctx - 1 over a KV cache of ctx rows in kv_dtype
 //   rmsnorm    n rows of cols;  swiglu: n x cols values
-struct OpBenchSpec {
-  std::string op;
-  DType dtype = DType::BF16;
-  int64_t rows = 0;
-  int64_t cols = 0;
-  int64_t group = 32;
-  int64_t n = 1;
-  int64_t n_heads = 0;
-  int64_t n_kv_heads = 0;
-  int64_t head_dim = 0;
-  int64_t ctx = 0;
-  DType kv_dtype = DType::F16;
+struct OpBenchSpec : OpShape {
+  OpBenchSpec() { dtype = DType::BF16; }
   bool flush_l2 = true;
   int repeats = 20;
 };
