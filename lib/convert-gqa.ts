@@ -25,13 +25,12 @@
  * llama.attention.head_count_kv = N (and the llama.* keys it left to defaults written out);
  * other sources get the llama.* keys and the tokenizer (tokenizer.ggml.*) rebuilt.
  */
-import { open, rename, rm } from 'node:fs/promises';
 import * as path from 'node:path';
 
 import type { Addon, SourceEncoding } from './addon-types.js';
 import { LlamaCudaError } from './errors.js';
 import { type GgufEntry, GgufValueType } from './formats/gguf.js';
-import { type GgufTensorToWrite, writeGguf } from './formats/gguf-writer.js';
+import { type GgufTensorToWrite, writeGgufAtomically } from './formats/gguf-writer.js';
 import { type ModelFile, openModelFile } from './formats/model-file.js';
 import type { SourceType, TensorInfo } from './formats/tensor-info.js';
 import { planWeights } from './model/weights.js';
@@ -183,19 +182,12 @@ export async function convertGqa(input: string, output: string, options: Convert
   };
 
   const tensors: GgufTensorToWrite[] = sources.map((t) => ({ name: t.name, type: outType(t), shape: outShape(t), data: produce(t) }));
-  const partial = `${output}.partial-${process.pid}`;
+  let size: number;
   try {
-    await writeGguf(partial, metadata, tensors);
-    await rename(partial, output);
-  } catch (err) {
-    await rm(partial, { force: true });
-    if (err instanceof LlamaCudaError) throw err;
-    throw new LlamaCudaError('ERR_IO', `cannot write ${output}: ${(err as Error).message}`, { cause: err });
+    size = await writeGgufAtomically(output, metadata, tensors);
   } finally {
     await reader.close();
   }
-  const handle = await open(output, 'r');
-  const { size } = await handle.stat().finally(() => handle.close());
   return {
     output,
     heads: nHeads,

@@ -23,13 +23,13 @@
  * rows at a time, so memory stays at a few chunks whatever the model's size. The output is
  * written beside the target and renamed into place when complete.
  */
-import { type FileHandle, open, rename, rm } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import * as path from 'node:path';
 
 import type { Addon, QuantizeTarget, SourceEncoding } from './addon-types.js';
 import { LlamaCudaError } from './errors.js';
 import { type GgufEntry, GgufValueType } from './formats/gguf.js';
-import { type GgufTensorToWrite, writeGguf } from './formats/gguf-writer.js';
+import { type GgufTensorToWrite, writeGgufAtomically } from './formats/gguf-writer.js';
 import { type ModelFile, openModelFile } from './formats/model-file.js';
 import { type SourceType, type TensorInfo, tensorBytes } from './formats/tensor-info.js';
 import type { LlamaConfig } from './model/config.js';
@@ -279,19 +279,11 @@ export async function quantizeModelFile(input: string, output: string, options: 
   };
 
   const tensors: GgufTensorToWrite[] = sources.map((t, i) => ({ name: t.name, type: plan[i]!.to, shape: t.shape, data: produce(t, plan[i]!.to) }));
-  const partial = `${output}.partial-${process.pid}`;
+  let size: number;
   try {
-    await writeGguf(partial, metadata, tensors);
-    await rename(partial, output);
-  } catch (err) {
-    await rm(partial, { force: true });
-    if (err instanceof LlamaCudaError) throw err;
-    const e = err as NodeJS.ErrnoException;
-    throw new LlamaCudaError('ERR_IO', `cannot write ${output}: ${e.message}`, { cause: err });
+    size = await writeGgufAtomically(output, metadata, tensors);
   } finally {
     await reader.close();
   }
-  const handle = await open(output, 'r');
-  const { size } = await handle.stat().finally(() => handle.close());
   return { output, type, tensors: plan, bytes: size };
 }

@@ -4,7 +4,7 @@
  * read by gguf.ts (shared/notes/gguf-formats.md): tensors packed in table order, each padded to
  * the alignment.
  */
-import { open } from 'node:fs/promises';
+import { open, rename, rm, stat } from 'node:fs/promises';
 
 import { LlamaCudaError } from '../errors.js';
 import { GGML_TYPE_ID, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, type GgufEntry, GgufValueType } from './gguf.js';
@@ -157,4 +157,26 @@ export async function writeGguf(
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * writeGguf into `<output>.partial-<pid>`, renamed to `output` once complete, so a failed or
+ * interrupted write never leaves a truncated model under the real name (the partial file is
+ * removed). Errors other than LlamaCudaError become ERR_IO. Returns the file's size in bytes.
+ */
+export async function writeGgufAtomically(
+  output: string,
+  metadata: ReadonlyMap<string, GgufEntry>,
+  tensors: readonly GgufTensorToWrite[],
+): Promise<number> {
+  const partial = `${output}.partial-${process.pid}`;
+  try {
+    await writeGguf(partial, metadata, tensors);
+    await rename(partial, output);
+  } catch (err) {
+    await rm(partial, { force: true });
+    if (err instanceof LlamaCudaError) throw err;
+    throw new LlamaCudaError('ERR_IO', `cannot write ${output}: ${(err as Error).message}`, { cause: err });
+  }
+  return (await stat(output)).size;
 }
